@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from xvector.data.audio import load_audio
+from xvector.data.collate import LengthSortedBatchSampler, collate_waveforms
+from xvector.data.datamodule import SpeakerDataModule, utterance_loader
+from xvector.data.datasets import CropDataset, UtteranceDataset
+from xvector.data.lists import load_data_dir
+
+
+def test_crops_have_fixed_length_and_labels(tmp_path, noise_dir):
+    root = noise_dir(tmp_path / "d", {"s1": 3, "s2": 2}, seconds=0.5)
+    data = load_data_dir(root)
+    spk2idx = {"s1": 0, "s2": 1}
+    ds = CropDataset(data.wavs, data.utt2spk, spk2idx, chunk_sec=0.3)
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["wav"].shape == (4800,)
+        assert item["label"] == spk2idx[data.utt2spk[item["utt"]]]
+        full = load_audio(data.wavs[item["utt"]], 16000)
+        # the crop is a contiguous piece of the file
+        starts = [s for s in range(len(full) - 4800 + 1) if np.array_equal(full[s : s + 4800], item["wav"].numpy())]
+        assert starts
+
+
+def test_short_utterance_is_repeated_to_fill(tmp_path):
+    path = tmp_path / "a.wav"
+    sf.write(path, np.arange(1, 1001, dtype=np.float32) / 2000, 16000)
+    ds = CropDataset({"u": path}, {"u": "s"}, {"s": 0}, chunk_sec=0.1)
+    wav = ds[0]["wav"].numpy()
+    assert wav.shape == (1600,)
+    np.testing.assert_allclose(wav[1000:], wav[:600], atol=1e-4)
+
+
+def test_collate_pads_and_keeps_lengths():
+    batch = collate_waveforms(
+        [{"wav": torch.ones(5), "utt": "a", "label": 1}, {"wav": 2 * torch.ones(2), "utt": "b", "label": 0}]
+    )
+    assert batch["wav"].shape == (2, 5) and batch["wav_lens"].tolist() == [5, 2]
+    assert batch["wav"][1, 2:].abs().sum() == 0 and batch["labels"].tolist() == [1, 0]
+
+
+def test_length_sorted_batches_cover_everything_once():
+    sampler = LengthSortedBatchSampler([5, 1, 9, 3, 7], batch_size=2)
+    assert list(sampler) == [[2, 4], [0, 3], [1]]
+    assert len(sampler) == 3
+
+
+def test_utterance_loader_whole_utterances(tmp_path, noise_dir):
+    root = noise_dir(tmp_path / "d", {"s1": 3}, seconds=0.4)
+    loader = utterance_loader(root / "wav.scp", batch_size=2)
+    seen = {}
+    for batch in loader:
+        for utt, wav, n in zip(batch["utts"], batch["wav"], batch["wav_lens"]):
+            seen[utt] = wav[:n].numpy()
+    assert sorted(seen) == loader.dataset.utts
+    for utt, path in load_data_dir(root).wavs.items():
+        np.testing.assert_array_equal(seen[utt], load_audio(path, 16000))
+
+
+def test_datamodule_speaker_map_and_batches(tmp_path, noise_dir):
+    root = noise_dir(tmp_path / "d", {"b": 4, "a": 4}, seconds=0.5)
+    dm = SpeakerDataModule(train_dir=str(root), chunk_sec=0.25, batch_size=4, num_workers=0)
+    assert dm.spk2idx == {"a": 0, "b": 1} and dm.num_speakers == 2
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["wav"].shape == (4, 4000) and batch["labels"].shape == (4,)
+
+
+def test_wrong_sample_rate_names_file(tmp_path):
+    path = tmp_path / "a.wav"
+    sf.write(path, np.zeros(800, dtype=np.float32), 8000)
+    with pytest.raises(ValueError, match=r"a.wav.*8000 Hz"):
+        UtteranceDataset({"u": path})[0]
+
+
+def test_corrupt_file_names_file(tmp_path):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(b"not audio at all")
+    with pytest.raises(ValueError, match="bad.wav"):
+        UtteranceDataset({"u": path})

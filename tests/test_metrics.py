@@ -1,0 +1,188 @@
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_curve
+
+from xvector.metrics import compute_eer, compute_min_dcf, error_rates, verification_metrics
+
+
+def sklearn_eer(scores: np.ndarray, labels: np.ndarray) -> float:
+    """EER from sklearn's ROC with the same linear interpolation across the crossing."""
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    diff = (1.0 - tpr) - fpr
+    i = int(np.flatnonzero(diff <= 0)[0])
+    return float(fpr[i - 1] + (fpr[i] - fpr[i - 1]) * diff[i - 1] / (diff[i - 1] - diff[i]))
+
+
+def brute_force_min_dcf(scores, labels, p_target, c_miss=1.0, c_fa=1.0) -> float:
+    """Loop over every threshold (each distinct score, plus one above all: reject everything)."""
+    labels = np.asarray(labels, dtype=bool)
+    tgt, non = scores[labels], scores[~labels]
+    best = np.inf
+    for thr in [*np.unique(scores), np.inf]:
+        p_miss = np.mean(tgt < thr)
+        p_fa = np.mean(non >= thr)
+        best = min(best, c_miss * p_miss * p_target + c_fa * p_fa * (1 - p_target))
+    return best / min(c_miss * p_target, c_fa * (1 - p_target))
+
+
+def cost_at(scores, labels, thr, p_target, c_miss=1.0, c_fa=1.0) -> float:
+    labels = np.asarray(labels, dtype=bool)
+    p_miss = np.mean(scores[labels] < thr)
+    p_fa = np.mean(scores[~labels] >= thr)
+    cost = c_miss * p_miss * p_target + c_fa * p_fa * (1 - p_target)
+    return cost / min(c_miss * p_target, c_fa * (1 - p_target))
+
+
+# --- hand-computed known answers -----------------------------------------------------------
+
+
+def test_perfect_separation_has_zero_eer_and_dcf():
+    # Targets {3, 4} above nontargets {1, 2}: at threshold 3 nothing is missed or falsely accepted.
+    scores = np.array([4.0, 1.0, 3.0, 2.0])
+    labels = np.array([True, False, True, False])
+    assert compute_eer(scores, labels) == (0.0, 3.0)
+    assert compute_min_dcf(scores, labels) == (0.0, 3.0)
+
+
+def test_error_rates_points_with_ties():
+    # Descending: 0.9 T | 0.5 T, 0.5 N (tie: one step) | 0.1 N.   n_target = n_nontarget = 2
+    # thr        >0.9   0.9   0.5   0.1
+    # fpr         0     0     1/2   1
+    # fnr         1     1/2   0     0
+    scores = np.array([0.5, 0.9, 0.1, 0.5])
+    labels = np.array([0, 1, 0, 1])
+    fpr, fnr, thr = error_rates(scores, labels)
+    np.testing.assert_array_equal(fpr, [0, 0, 0.5, 1])
+    np.testing.assert_array_equal(fnr, [1, 0.5, 0, 0])
+    np.testing.assert_array_equal(thr[1:], [0.9, 0.5, 0.1])
+    assert thr[0] > 0.9 and np.isfinite(thr[0]) and not (scores >= thr[0]).any()
+
+
+def test_eer_interpolates_across_a_tie():
+    # Same curve: fnr - fpr = 1, 1/2, -1/2, -1 -> the crossing lies halfway between (0, 1/2) and
+    # (1/2, 0): EER = 1/4. Splitting the 0.5 tie target-first would give 0, nontarget-first 1/2.
+    scores = np.array([0.9, 0.5, 0.5, 0.1])
+    labels = np.array([1, 1, 0, 0])
+    eer, thr = compute_eer(scores, labels)
+    assert eer == pytest.approx(0.25, abs=1e-15)
+    assert thr == 0.5  # t = 1/2: report the later point
+    # p_target 0.25: 0.25*fnr + 0.75*fpr = 0.25, 0.125, 0.375, 0.75 -> 0.125 / 0.25 = 0.5 at 0.9
+    assert compute_min_dcf(scores, labels, p_target=0.25) == pytest.approx((0.5, 0.9), abs=1e-15)
+
+
+def test_eer_with_unequal_steps():
+    # Descending 4 T | 2 T, 2 N (tie) | 0 N, 0 N.   n_target = 2, n_nontarget = 3
+    # points (fpr, fnr): (0, 1), (0, 1/2) @4, (1/3, 0) @2, (1, 0) @0
+    # fnr - fpr: 1, 1/2, -1/3 -> t = (1/2) / (1/2 + 1/3) = 3/5 along (0, 1/2) -> (1/3, 0)
+    # EER = 3/5 * 1/3 = 1/5 (and fnr there = 1/2 - 3/5 * 1/2 = 1/5, the same).
+    scores = np.array([4.0, 2.0, 2.0, 0.0, 0.0])
+    labels = np.array([1, 1, 0, 0, 0])
+    eer, thr = compute_eer(scores, labels)
+    assert eer == pytest.approx(0.2, abs=1e-15)
+    assert thr == 2.0
+    # p_target 0.01: 0.01*fnr + 0.99*fpr = 0.01, 0.005, 0.33, 0.99 -> 0.005 / 0.01 = 0.5 at 4
+    assert compute_min_dcf(scores, labels) == pytest.approx((0.5, 4.0), abs=1e-15)
+    # c_miss 10, c_fa 1, p 0.5: 5*fnr + 0.5*fpr = 5, 2.5, 1/6, 0.5 -> (1/6) / 0.5 = 1/3 at 2
+    got = compute_min_dcf(scores, labels, p_target=0.5, c_miss=10.0)
+    assert got == pytest.approx((1 / 3, 2.0), abs=1e-15)
+
+
+def test_all_scores_tied_gives_half():
+    # One step from (0, 1) to (1, 0): crossing at 1/2; minDCF = 1 (no better than trivial).
+    scores = np.zeros(6)
+    labels = np.array([1, 0, 1, 0, 0, 1])
+    assert compute_eer(scores, labels)[0] == pytest.approx(0.5, abs=1e-15)
+    assert compute_min_dcf(scores, labels)[0] == pytest.approx(1.0, abs=1e-15)
+
+
+def test_reversed_scores_give_full_error():
+    scores = np.array([0.0, 1.0])
+    labels = np.array([1, 0])
+    assert compute_eer(scores, labels)[0] == pytest.approx(1.0)
+    assert compute_min_dcf(scores, labels, p_target=0.5)[0] == pytest.approx(1.0)
+
+
+# --- parity with references -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_matches_sklearn_roc_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 3000))
+    labels = rng.random(n) < rng.uniform(0.05, 0.5)
+    labels[:2] = [True, False]
+    scores = rng.standard_normal(n) + rng.uniform(0, 3) * labels
+    if seed % 2 == 0:
+        scores = np.round(scores, 1)  # many ties, some across classes
+    fpr, fnr, thr = error_rates(scores, labels)
+    sk_fpr, sk_tpr, sk_thr = roc_curve(labels, scores, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, sk_fpr, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fnr, 1 - sk_tpr, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(thr[1:], sk_thr[1:])
+    assert compute_eer(scores, labels)[0] == pytest.approx(sklearn_eer(scores, labels), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(
+    ("p_target", "c_miss", "c_fa"), [(0.01, 1, 1), (0.05, 1, 1), (0.001, 1, 1), (0.3, 2, 5)]
+)
+def test_min_dcf_matches_brute_force(seed, p_target, c_miss, c_fa):
+    rng = np.random.default_rng(100 + seed)
+    n = 300
+    labels = rng.random(n) < 0.3
+    scores = np.round(rng.standard_normal(n) + 1.5 * labels, 1)
+    dcf, thr = compute_min_dcf(scores, labels, p_target, c_miss, c_fa)
+    expected = brute_force_min_dcf(scores, labels, p_target, c_miss, c_fa)
+    assert dcf == pytest.approx(expected, abs=1e-12)
+    # The returned threshold realises that cost.
+    assert cost_at(scores, labels, thr, p_target, c_miss, c_fa) == pytest.approx(dcf, abs=1e-12)
+
+
+def test_verification_metrics_keys_and_consistency():
+    rng = np.random.default_rng(7)
+    labels = rng.random(500) < 0.2
+    scores = rng.standard_normal(500) + 2 * labels
+    m = verification_metrics(scores, labels.astype(int))
+    assert set(m) == {
+        "eer", "eer_threshold", "num_trials", "num_target", "num_nontarget",
+        *(f"min_dcf_{p}{s}" for p in ("0.01", "0.05", "0.001") for s in ("", "_threshold")),
+    }
+    assert (m["eer"], m["eer_threshold"]) == compute_eer(scores, labels)
+    for p in (0.01, 0.05, 0.001):
+        pair = (m[f"min_dcf_{p:g}"], m[f"min_dcf_{p:g}_threshold"])
+        assert pair == compute_min_dcf(scores, labels, p)
+    n_target = int(labels.sum())
+    assert (m["num_trials"], m["num_target"], m["num_nontarget"]) == (500, n_target, 500 - n_target)
+    assert all(np.isfinite(v) for v in m.values())  # JSON-safe
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn", [error_rates, compute_eer, compute_min_dcf, verification_metrics])
+@pytest.mark.parametrize(
+    ("scores", "labels", "match"),
+    [
+        ([0.1, 0.2], [1], "differ in length"),
+        ([], [], "empty"),
+        ([0.1, np.nan], [1, 0], "non-finite"),
+        ([0.1, np.inf], [1, 0], "non-finite"),
+        ([0.1, 0.2], [1, 1], "only target"),
+        ([0.1, 0.2], [False, False], "only nontarget"),
+        ([0.1, 0.2], [1, 2], "0/1"),
+        ([[0.1, 0.2]], [[1, 0]], "1-D"),
+    ],
+)
+def test_bad_input_raises(fn, scores, labels, match):
+    with pytest.raises(ValueError, match=match):
+        fn(np.array(scores, dtype=float), np.array(labels))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"p_target": 0.0}, "p_target"), ({"p_target": 1.0}, "p_target"), ({"c_fa": 0.0}, "costs")],
+)
+def test_bad_costs_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        compute_min_dcf(np.array([0.1, 0.2]), np.array([0, 1]), **kwargs)

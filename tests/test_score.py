@@ -1,0 +1,115 @@
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from xvector.data.lists import Trial, write_trials
+from xvector.embeddings import save_embeddings
+from xvector.score import score_embeddings, summary_line
+from xvector.scoring.cosine import score_trials
+
+from xvector import CONFIG_DIR
+
+# 2-D embeddings at known angles, so each cosine is exact:
+#   e1 0°, e2 90° ; t1 0°, t2 60°, t3 90°, t4 180°
+EMB = {
+    "e1": [1.0, 0.0], "e2": [0.0, 1.0],
+    "t1": [1.0, 0.0], "t2": [0.5, math.sqrt(3) / 2], "t3": [0.0, 1.0], "t4": [-1.0, 0.0],
+}
+# target scores 1, 0.5, 1, 0 ; nontarget scores 0, -1, 0
+TRIALS = [
+    Trial("e1", "t1", True),    # 1.0
+    Trial("e1", "t2", True),    # 0.5
+    Trial("e1", "t3", False),   # 0.0
+    Trial("e1", "t4", False),   # -1.0
+    Trial("e2", "t1", False),   # 0.0
+    Trial("e2", "t3", True),    # 1.0
+    Trial("e2", "t4", True),    # 0.0 (tied with two nontargets)
+]
+# Descending: 1.0 TT | 0.5 T | 0.0 T N N | -1 N   (n_target 4, n_nontarget 3)
+# points (fpr, fnr): (0, 1), (0, 1/2), (0, 1/4), (2/3, 0), (1, 0); fnr - fpr: 1, 1/2, 1/4, -2/3
+# crossing t = (1/4) / (1/4 + 2/3) = 3/11 along (0, 1/4) -> (2/3, 0): EER = 3/11 * 2/3 = 2/11.
+# minDCF(p): min(p * fnr + (1 - p) * fpr) = p/4 at threshold 0.5, over p -> 0.25 for every p < 0.5.
+EXPECTED_EER = 2 / 11
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    save_embeddings(tmp_path / "emb.npz", list(EMB), np.array(list(EMB.values()), dtype=np.float32))
+    write_trials(tmp_path / "trials", TRIALS)
+    return tmp_path
+
+
+def make_cfg(root: Path, **overrides):
+    """Compose configs/score.yaml for the tiny inputs under ``root`` (output in ``root/out``)."""
+    overrides = {
+        "embeddings": root / "emb.npz", "trials": root / "trials", "output_dir": root / "out",
+        **overrides,
+    }
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("score", overrides=[f"{k}={v}" for k, v in overrides.items()])
+
+
+def test_score_embeddings_writes_scores_and_metrics(inputs):
+    out = inputs / "out"
+    metrics = score_embeddings(make_cfg(inputs))
+    assert metrics["eer"] == pytest.approx(EXPECTED_EER, abs=1e-6)
+    for p in ("0.01", "0.05", "0.001"):
+        assert metrics[f"min_dcf_{p}"] == pytest.approx(0.25, abs=1e-6)
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    lines = (out / "scores").read_text().splitlines()
+    assert lines[:2] == ["e1 t1 1.000000 target", "e1 t2 0.500000 target"]
+    scores = [float(line.split()[2]) for line in lines]
+    assert scores == pytest.approx([1, 0.5, 0, -1, 0, 1, 0], abs=1e-6)
+    labels = [line.split()[3] for line in lines]
+    assert labels == ["target" if t.target else "nontarget" for t in TRIALS]
+    assert summary_line(metrics, 0.01) == "EER 18.18%  minDCF(0.01) 0.2500  trials 7"
+
+
+def test_mean_embeddings_are_subtracted(inputs):
+    rows = np.array([[1.0, 1.0], [0.0, 0.5], [0.5, 0.0]], dtype=np.float32)
+    save_embeddings(inputs / "train.npz", ["a", "b", "c"], rows)
+    out = inputs / "out"
+    score_embeddings(make_cfg(inputs, mean_embeddings=inputs / "train.npz"))
+    got = [float(line.split()[2]) for line in (out / "scores").read_text().splitlines()]
+    expected = score_trials(list(EMB), np.array(list(EMB.values())), TRIALS, mean=rows.mean(0))
+    assert got == pytest.approx(expected, abs=1e-6)
+    assert got != pytest.approx([1, 0.5, 0, -1, 0, 1, 0], abs=1e-3)
+
+
+def test_missing_embedding_names_trials_file_and_line(inputs):
+    write_trials(inputs / "trials", [*TRIALS, Trial("e1", "stranger", False)])
+    match = r"trials: trial line 8: no embedding for utterance 'stranger'"
+    with pytest.raises(ValueError, match=match) as err:
+        score_embeddings(make_cfg(inputs))
+    assert str(inputs / "trials") in str(err.value)
+    assert not (inputs / "out" / "metrics.json").exists()
+
+
+def test_mean_dimension_mismatch_raises(inputs):
+    save_embeddings(inputs / "train.npz", ["a"], np.ones((1, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="train.npz: embedding dim 3 differs"):
+        score_embeddings(make_cfg(inputs, mean_embeddings=inputs / "train.npz"))
+
+
+def test_cli_end_to_end(inputs):
+    work = inputs / "cwd"
+    work.mkdir()
+    out = inputs / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "xvector.score", f"embeddings={inputs / 'emb.npz'}",
+         f"trials={inputs / 'trials'}", f"output_dir={out}"],
+        cwd=work, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "EER 18.18%  minDCF(0.01) 0.2500  trials 7"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["eer"] == pytest.approx(EXPECTED_EER, abs=1e-6)
+    assert len((out / "scores").read_text().splitlines()) == len(TRIALS)
+    assert (out / ".hydra_score" / "config.yaml").is_file()
+    assert list(work.iterdir()) == []  # Hydra left nothing (no outputs/) in the working directory

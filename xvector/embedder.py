@@ -1,0 +1,31 @@
+"""Waveform → embedding: a feature front-end and an embedding net, with lengths throughout.
+
+This is everything extraction needs from a trained system (the classification head stays
+behind), and the unit a checkpoint rebuilds from its saved config.
+
+Example:
+    >>> import torch
+    >>> from xvector.features.fbank import Fbank
+    >>> from xvector.nets.tdnn import XVector
+    >>> embedder = Embedder(Fbank(num_mel_bins=24), XVector(in_channels=24)).eval()
+    >>> embedder(torch.randn(2, 16000), torch.tensor([16000, 12000])).shape
+    torch.Size([2, 512])
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Embedder(nn.Module):
+    """``wav (B, S)``, ``wav_lens (B,)`` samples → embeddings ``(B, D)``."""
+
+    def __init__(self, features: nn.Module, net: nn.Module) -> None:
+        super().__init__()
+        self.features = features
+        self.net = net
+
+    def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
+        feats, frame_lens = self.features(wav, wav_lens)  # (B, T, F), (B,)
+        return self.net(feats.transpose(1, 2), frame_lens)  # (B, F, T) → (B, D)

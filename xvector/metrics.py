@@ -1,0 +1,207 @@
+"""Verification metrics: error-rate curve, EER and normalised minDCF — pure numpy.
+
+One implementation serves the scoring CLI, validation during training and the tests. Everything
+derives from :func:`error_rates`, which sorts the scores once and reads the miss and false-alarm
+counts of every operating point off cumulative sums, so a million trials cost one ``argsort``
+(no loop over thresholds, no ``N²`` matrices).
+
+Conventions: a trial is accepted when ``score >= threshold``; ``labels`` are bool or ``{0, 1}``
+with 1 = target; equal scores are one operating point (a threshold cannot split a tie).
+
+Example:
+    >>> import numpy as np
+    >>> scores = np.array([0.9, 0.8, 0.3, 0.7, 0.2, 0.1])
+    >>> labels = np.array([1, 1, 1, 0, 0, 0])
+    >>> eer, threshold = compute_eer(scores, labels)
+    >>> round(eer, 4), float(threshold)
+    (0.3333, 0.7)
+    >>> min_dcf, _ = compute_min_dcf(scores, labels, p_target=0.5)
+    >>> round(min_dcf, 4)
+    0.3333
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and convert to ``(float64 scores (N,), bool labels (N,))``."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    if scores.ndim != 1 or labels.ndim != 1:
+        raise ValueError(
+            f"scores and labels must be 1-D, got shapes {scores.shape} and {labels.shape}"
+        )
+    if scores.shape != labels.shape:
+        raise ValueError(f"scores and labels differ in length: {len(scores)} vs {len(labels)}")
+    if scores.size == 0:
+        raise ValueError("no trials: scores and labels are empty")
+    if not np.isfinite(scores).all():
+        bad = int(np.argmax(~np.isfinite(scores)))
+        raise ValueError(f"non-finite score {scores[bad]} at trial index {bad}")
+    if labels.dtype != np.bool_:
+        if not np.isin(labels, (0, 1)).all():
+            raise ValueError("labels must be bool or 0/1 (1 = target)")
+        labels = labels.astype(np.bool_)
+    n_target = int(labels.sum())
+    if n_target == 0 or n_target == labels.size:
+        kind = "nontarget" if n_target == 0 else "target"
+        raise ValueError(f"only {kind} trials ({labels.size}); EER and minDCF need both classes")
+    return scores, labels
+
+
+def error_rates(
+    scores: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False-alarm and miss rates at every distinct operating point.
+
+    Args:
+        scores: ``(N,)`` trial scores, higher = more likely target.
+        labels: ``(N,)`` bool or 0/1, 1 = target trial.
+
+    Returns:
+        ``(fpr, fnr, thresholds)``, each ``(K + 1,)`` for ``K`` distinct scores, ordered by
+        decreasing threshold (so ``fpr`` rises from 0 and ``fnr`` falls to 0). Point ``k``
+        accepts the trials with ``score >= thresholds[k]``. Point 0 accepts nothing
+        (``fpr = 0, fnr = 1``); its threshold is the next float above the top score rather than
+        ``inf`` (as in sklearn) so thresholds stay finite and JSON-safe. The last point,
+        threshold = lowest score, accepts everything (``fpr = 1, fnr = 0``).
+
+    Raises:
+        ValueError: for mismatched or empty input, non-finite scores, labels other than 0/1,
+            or a single class.
+
+    Example:
+        >>> fpr, fnr, thr = error_rates(np.array([0.5, 0.5, 0.1]), np.array([1, 0, 0]))
+        >>> fpr.tolist(), fnr.tolist(), thr[1:].tolist()
+        ([0.0, 0.5, 1.0], [1.0, 0.0, 0.0], [0.5, 0.1])
+    """
+    scores, labels = _check(scores, labels)
+    order = np.argsort(scores)[::-1]  # descending; the one O(N log N) step
+    sorted_scores = scores[order]
+    # Last index of each run of equal scores: a threshold accepts a whole tie or none of it.
+    ends = np.flatnonzero(np.diff(sorted_scores))
+    ends = np.append(ends, sorted_scores.size - 1)
+    true_accepts = np.cumsum(labels[order])[ends]  # targets with score >= threshold
+    false_accepts = ends + 1 - true_accepts
+    n_target = true_accepts[-1]
+    n_nontarget = false_accepts[-1]
+    fpr = np.concatenate(([0.0], false_accepts / n_nontarget))
+    fnr = np.concatenate(([1.0], (n_target - true_accepts) / n_target))
+    thresholds = np.concatenate(([np.nextafter(sorted_scores[0], np.inf)], sorted_scores[ends]))
+    return fpr, fnr, thresholds
+
+
+def _eer_from_curve(
+    fpr: np.ndarray, fnr: np.ndarray, thresholds: np.ndarray
+) -> tuple[float, float]:
+    # fnr - fpr falls monotonically from +1 to -1; the first point at or below zero and its
+    # predecessor bracket the crossing (index >= 1 because point 0 has fnr - fpr = 1).
+    diff = fnr - fpr
+    i = int(np.argmax(diff <= 0))
+    d0, d1 = diff[i - 1], diff[i]
+    t = d0 / (d0 - d1)  # d0 > 0 >= d1, so 0 < t <= 1
+    eer = fpr[i - 1] + t * (fpr[i] - fpr[i - 1])
+    # Between two operating points no threshold exists that realises the interpolated rates;
+    # report the operating point nearer the crossing.
+    threshold = thresholds[i] if t >= 0.5 else thresholds[i - 1]
+    return float(eer), float(threshold)
+
+
+def _min_dcf_from_curve(
+    fpr: np.ndarray,
+    fnr: np.ndarray,
+    thresholds: np.ndarray,
+    p_target: float,
+    c_miss: float,
+    c_fa: float,
+) -> tuple[float, float]:
+    if not 0.0 < p_target < 1.0:
+        raise ValueError(f"p_target must lie in (0, 1), got {p_target}")
+    if c_miss <= 0 or c_fa <= 0:
+        raise ValueError(f"costs must be positive, got c_miss={c_miss}, c_fa={c_fa}")
+    c_det = c_miss * p_target * fnr + c_fa * (1.0 - p_target) * fpr
+    # Normalise by the cost of the best trivial system (accept all or reject all), as Kaldi's
+    # sid/compute_min_dcf.py, so 1.0 means "no better than not looking at the scores".
+    c_default = min(c_miss * p_target, c_fa * (1.0 - p_target))
+    k = int(np.argmin(c_det))
+    return float(c_det[k] / c_default), float(thresholds[k])
+
+
+def compute_eer(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Equal error rate: where ``fpr`` and ``fnr`` cross on the curve of :func:`error_rates`.
+
+    The curve is piecewise linear between operating points; the EER is the linear
+    interpolation between the two points that bracket ``fnr == fpr`` (the same value an
+    interpolated ``sklearn.metrics.roc_curve`` gives).
+
+    Returns:
+        ``(eer, threshold)``: EER as a fraction in ``[0, 1]`` and the threshold of the
+        bracketing operating point nearer the crossing.
+
+    Raises:
+        ValueError: as :func:`error_rates`.
+
+    Example:
+        >>> compute_eer(np.array([2.0, 3.0, 0.0, 1.0]), np.array([1, 1, 0, 0]))
+        (0.0, 2.0)
+    """
+    return _eer_from_curve(*error_rates(scores, labels))
+
+
+def compute_min_dcf(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    p_target: float = 0.01,
+    c_miss: float = 1.0,
+    c_fa: float = 1.0,
+) -> tuple[float, float]:
+    """Normalised minimum detection cost, as Kaldi's ``sid/compute_min_dcf.py``.
+
+    ``min_k (c_miss · p_miss_k · p_target + c_fa · p_fa_k · (1 - p_target))`` over all
+    operating points, divided by ``min(c_miss · p_target, c_fa · (1 - p_target))``.
+
+    Returns:
+        ``(min_dcf, threshold)``: the normalised cost (in ``[0, 1]``) and the threshold of the
+        operating point achieving it (the highest such threshold on ties).
+
+    Raises:
+        ValueError: as :func:`error_rates`, or for ``p_target`` outside ``(0, 1)`` or
+            non-positive costs.
+
+    Example:
+        >>> compute_min_dcf(np.array([2.0, 3.0, 0.0, 1.0]), np.array([1, 1, 0, 0]))
+        (0.0, 2.0)
+    """
+    return _min_dcf_from_curve(*error_rates(scores, labels), p_target, c_miss, c_fa)
+
+
+def verification_metrics(
+    scores: np.ndarray, labels: np.ndarray, p_targets: Sequence[float] = (0.01, 0.05, 0.001)
+) -> dict[str, float]:
+    """EER, minDCF at each ``p_target`` (C_miss = C_fa = 1) and trial counts, from one sort.
+
+    Returns:
+        ``{"eer", "eer_threshold", "min_dcf_<p>", "min_dcf_<p>_threshold", ...,
+        "num_trials", "num_target", "num_nontarget"}`` with ``<p>`` formatted ``{p:g}``.
+
+    Example:
+        >>> m = verification_metrics(np.array([2.0, 3.0, 0.0, 1.0]), np.array([1, 1, 0, 0]))
+        >>> m["eer"], m["min_dcf_0.01"], m["num_target"]
+        (0.0, 0.0, 2)
+    """
+    labels = np.asarray(labels)
+    curve = error_rates(scores, labels)
+    eer, eer_threshold = _eer_from_curve(*curve)
+    out: dict[str, float] = {"eer": eer, "eer_threshold": eer_threshold}
+    for p in p_targets:
+        min_dcf, threshold = _min_dcf_from_curve(*curve, float(p), 1.0, 1.0)
+        out[f"min_dcf_{p:g}"] = min_dcf
+        out[f"min_dcf_{p:g}_threshold"] = threshold
+    n_target = int(np.count_nonzero(labels))
+    n_trials = int(labels.size)
+    out.update(num_trials=n_trials, num_target=n_target, num_nontarget=n_trials - n_target)
+    return out
