@@ -18,8 +18,9 @@ from xvector.data.synthetic import make_corpus
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--train-speakers", type=int, default=200)
-    p.add_argument("--train-utts", type=int, default=30, help="utterances per train speaker")
+    p.add_argument("--train-speakers", type=int, default=600,
+                   help="many speakers with few utterances each generalise better to unseen ones")
+    p.add_argument("--train-utts", type=int, default=10, help="utterances per train speaker")
     p.add_argument("--test-speakers", type=int, default=40)
     p.add_argument("--test-utts", type=int, default=20)
     p.add_argument("--dev-speakers", type=int, default=20, help="held out for validation EER")

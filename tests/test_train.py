@@ -1,11 +1,13 @@
 """Training through the Hydra config and Lightning, on a tiny generated corpus."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from tests.conftest import TINY_NET
+from xvector import CONFIG_DIR
 from xvector.lit_module import load_embedder
 from xvector.train import train
 
@@ -14,10 +16,13 @@ def _overrides(corpus, out, *extra):
     return [f"paths.data_dir={corpus}", f"paths.output_dir={out}", *TINY_NET, *extra]
 
 
-@pytest.mark.parametrize("head", ["softmax", "aam"])
-def test_fast_dev_run(tiny_corpus, tmp_path, compose_config, head):
+EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs_fast_dev_run(tiny_corpus, tmp_path, compose_config, experiment):
     cfg = compose_config(
-        "train", _overrides(tiny_corpus, tmp_path, "experiment=synthetic_xvector_softmax", f"head={head}", "trainer.fast_dev_run=true")
+        "train", [f"experiment={experiment}", *_overrides(tiny_corpus, tmp_path, "trainer.fast_dev_run=true")]
     )
     metrics = train(cfg)
     assert math.isfinite(metrics["train/loss"])
@@ -28,6 +33,8 @@ def test_experiment_and_features_compose(compose_config, tmp_path):
     assert cfg.features._target_.endswith("MFCC") and cfg.features.num_ceps == 30
     assert cfg.model.channels == [512, 512, 512, 512, 1500]
     assert cfg.val_trials == "data/synthetic/dev/trials"
+    aam = compose_config("train", ["experiment=synthetic_xvector_aam", f"paths.output_dir={tmp_path}"])
+    assert aam.head._target_.endswith("AAMSoftmax") and aam.model.segment_dims == []
 
 
 def test_checkpoint_rebuilds_embedder_and_resumes(tiny_corpus, tmp_path, compose_config):

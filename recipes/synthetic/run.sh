@@ -14,7 +14,7 @@ stage=0
 stop_stage=4
 data=data/synthetic
 exp=exp/synthetic
-experiment=synthetic_xvector_softmax
+experiment=synthetic_xvector_aam
 corpus_args=""
 overrides=()
 while [ $# -gt 0 ]; do

@@ -447,8 +447,8 @@ def make_trials(
 def make_corpus(
     out_dir: str | os.PathLike,
     *,
-    n_train_speakers: int = 200,
-    n_train_utts: int = 30,
+    n_train_speakers: int = 600,
+    n_train_utts: int = 10,
     n_test_speakers: int = 40,
     n_test_utts: int = 20,
     n_dev_speakers: int = 20,
