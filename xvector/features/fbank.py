@@ -143,10 +143,16 @@ class Fbank(nn.Module):
     def out_dim(self) -> int:
         return self.num_mel_bins
 
-    def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_mel(
+        self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Un-normalised log-mel energies ``(B, T, F)``, raw log-energy ``(B, T)``, ``frame_lens (B,)``."""
         if wav_lens is None:
             wav_lens = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
-        power, _ = self.frontend.frames(wav)
-        feats = (power @ self.mel_banks).clamp_min(_EPS).log()  # (B, T, F)
-        frame_lens = self.frontend.frame_lens(wav_lens)
+        power, log_energy = self.frontend.frames(wav)
+        log_mel = (power @ self.mel_banks).clamp_min(_EPS).log()  # (B, T, F)
+        return log_mel, log_energy, self.frontend.frame_lens(wav_lens)
+
+    def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, _, frame_lens = self.log_mel(wav, wav_lens)
         return self.cmn(feats, frame_lens), frame_lens

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torchaudio.functional import create_dct
 
-from xvector.features.fbank import _EPS, Fbank
+from xvector.features.fbank import Fbank
 from xvector.features.normalize import CMN
 
 
@@ -72,15 +72,10 @@ class MFCC(nn.Module):
         return self.num_ceps
 
     def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        if wav_lens is None:
-            wav_lens = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
-        frontend = self.fbank.frontend
-        power, log_energy = frontend.frames(wav)
-        log_mel = (power @ self.fbank.mel_banks).clamp_min(_EPS).log()
+        log_mel, log_energy, frame_lens = self.fbank.log_mel(wav, wav_lens)
         feats = log_mel @ self.dct  # (B, T, num_ceps)
         if self.use_energy:
             if self.log_energy_floor is not None:
                 log_energy = log_energy.clamp_min(self.log_energy_floor)
             feats = torch.cat([log_energy.unsqueeze(-1), feats[..., 1:]], dim=-1)
-        frame_lens = frontend.frame_lens(wav_lens)
         return self.cmn(feats, frame_lens), frame_lens
