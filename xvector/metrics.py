@@ -205,3 +205,56 @@ def verification_metrics(
     n_trials = int(labels.size)
     out.update(num_trials=n_trials, num_target=n_target, num_nontarget=n_trials - n_target)
     return out
+
+
+def compute_cllr(llrs: np.ndarray, labels: np.ndarray) -> float:
+    """Log-likelihood-ratio cost (Brümmer & du Preez 2006) of calibrated scores, in bits.
+
+    ``Cllr = (mean_tar log2(1 + e^-llr) + mean_non log2(1 + e^llr)) / 2``: 0 for perfect,
+    1 for an uninformative system that always says LLR = 0, more for a miscalibrated one.
+
+    Example:
+        >>> compute_cllr(np.zeros(4), np.array([1, 1, 0, 0]))
+        1.0
+    """
+    return _cllr(*_check(llrs, labels))
+
+
+def _cllr(llrs: np.ndarray, labels: np.ndarray) -> float:
+    # logaddexp keeps infinite LLRs exact: log2(1 + e^-inf) = 0 for a target.
+    tar, non = llrs[labels], llrs[~labels]
+    return float((np.logaddexp(0, -tar).mean() + np.logaddexp(0, non).mean()) / (2 * np.log(2)))
+
+
+def compute_min_cllr(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Cllr after the best monotone calibration of ``scores`` (PAV / isotonic regression).
+
+    What remains is the discrimination loss alone; ``Cllr - minCllr`` is the calibration loss.
+    """
+    from sklearn.isotonic import IsotonicRegression  # the PAV algorithm, with ties pooled
+
+    scores, labels = _check(scores, labels)
+    posterior = IsotonicRegression(increasing=True, out_of_bounds="clip").fit_transform(scores, labels.astype(float))
+    prior = labels.mean()
+    with np.errstate(divide="ignore"):  # pure groups give LLR = ±inf, on their correct side
+        llrs = np.log(posterior) - np.log1p(-posterior) - np.log(prior / (1 - prior))
+    return _cllr(llrs, labels)
+
+
+def compute_act_dcf(
+    llrs: np.ndarray, labels: np.ndarray, p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0
+) -> float:
+    """Normalised actual DCF: the cost of Bayes decisions ``llr >= log(c_fa (1-p) / (c_miss p))``.
+
+    Equals minDCF only when the LLRs are well calibrated (it is never smaller).
+
+    Example:
+        >>> compute_act_dcf(np.array([5.0, 5.0, -5.0, -5.0]), np.array([1, 1, 0, 0]), p_target=0.5)
+        0.0
+    """
+    llrs, labels = _check(llrs, labels)
+    threshold = np.log(c_fa * (1 - p_target) / (c_miss * p_target))
+    p_miss = np.mean(llrs[labels] < threshold)
+    p_fa = np.mean(llrs[~labels] >= threshold)
+    cost = c_miss * p_target * p_miss + c_fa * (1 - p_target) * p_fa
+    return float(cost / min(c_miss * p_target, c_fa * (1 - p_target)))
