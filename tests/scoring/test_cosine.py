@@ -48,10 +48,11 @@ def test_score_trials_matches_direct_formula_with_and_without_mean():
     plain = score_trials(ids, emb, trials)
     centred = score_trials(ids, emb, trials, mean=mean)
     assert plain.shape == (40,) and plain.dtype == np.float64
+    # The trial dot products run in float32 (the embeddings' precision): |error| well below 1e-6.
     for k, t in enumerate(trials):
         e, s = emb[row[t.enroll]], emb[row[t.test]]
-        assert plain[k] == pytest.approx(direct_cosine(e, s), abs=1e-12)
-        assert centred[k] == pytest.approx(direct_cosine(e - mean, s - mean), abs=1e-12)
+        assert plain[k] == pytest.approx(direct_cosine(e, s), abs=1e-6)
+        assert centred[k] == pytest.approx(direct_cosine(e - mean, s - mean), abs=1e-6)
 
 
 def test_mean_subtraction_removes_shared_offset():
