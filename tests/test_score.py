@@ -113,3 +113,74 @@ def test_cli_end_to_end(inputs):
     assert len((out / "scores").read_text().splitlines()) == len(TRIALS)
     assert (out / ".hydra_score" / "config.yaml").is_file()
     assert list(work.iterdir()) == []  # Hydra left nothing (no outputs/) in the working directory
+
+
+@pytest.fixture
+def plda_inputs(tmp_path):
+    """Training and test embeddings of simulated speakers, with utt2spk and a trial list."""
+    rng = np.random.default_rng(0)
+
+    def speakers(prefix, n_spk, per_spk):
+        centres = rng.standard_normal((n_spk, 6)) * 4.0
+        ids = [f"{prefix}{s:03d}-{u}" for s in range(n_spk) for u in range(per_spk)]
+        emb = np.repeat(centres, per_spk, axis=0) + rng.standard_normal((len(ids), 6))
+        return ids, emb.astype(np.float32)
+
+    train_ids, train_emb = speakers("tr", 40, 5)
+    save_embeddings(tmp_path / "train.npz", train_ids, train_emb)
+    (tmp_path / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in train_ids))
+    ids, emb = speakers("te", 6, 2)
+    save_embeddings(tmp_path / "emb.npz", ids, emb)
+    spk = [u.split("-")[0] for u in ids]
+    trials = [
+        Trial(ids[i], ids[j], spk[i] == spk[j])
+        for i in range(len(ids)) for j in range(i + 1, len(ids))
+    ]
+    write_trials(tmp_path / "trials", trials)
+    return tmp_path
+
+
+def test_plda_backend_writes_llr_scores_and_metrics(plda_inputs):
+    root = plda_inputs
+    cfg = make_cfg(root, backend="plda", **{"backend.lda_dim": 4},
+                   train_embeddings=root / "train.npz", train_utt2spk=root / "utt2spk")
+    metrics = score_embeddings(cfg)
+    assert json.loads((root / "out" / "metrics.json").read_text()) == metrics
+    assert metrics["num_trials"] == 66
+    lines = (root / "out" / "scores").read_text().splitlines()
+    scores = np.array([float(line.split()[2]) for line in lines])
+    target = np.array([line.split()[3] == "target" for line in lines])
+    assert target.sum() == 6 and len(lines) == 66
+    # Well-separated simulated speakers: PLDA LLRs rank targets above non-targets.
+    assert scores[target].mean() > scores[~target].mean()
+    assert metrics["eer"] < 0.2
+    # Cosine scores would lie in [-1, 1]; these are log-likelihood ratios.
+    assert np.abs(scores).max() > 1.0
+
+
+def test_plda_backend_needs_training_data(plda_inputs):
+    root = plda_inputs
+    with pytest.raises(ValueError, match="set train_embeddings=<.npz> and train_utt2spk="):
+        score_embeddings(make_cfg(root, backend="plda", train_embeddings=root / "train.npz"))
+    (root / "utt2spk").write_text("tr000-0 tr000\n")
+    match = r"utt2spk: no speaker for training utterance 'tr000-1' \(199 of 200 ids"
+    with pytest.raises(ValueError, match=match):
+        score_embeddings(make_cfg(root, backend="plda", train_embeddings=root / "train.npz",
+                                  train_utt2spk=root / "utt2spk"))
+    assert not (root / "out" / "metrics.json").exists()
+
+
+def test_cli_plda_backend(plda_inputs):
+    root = plda_inputs
+    out = root / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "xvector.score", "backend=plda", "backend.lda_dim=4",
+         f"train_embeddings={root / 'train.npz'}", f"train_utt2spk={root / 'utt2spk'}",
+         f"embeddings={root / 'emb.npz'}", f"trials={root / 'trials'}", f"output_dir={out}"],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("EER ") and proc.stdout.strip().endswith("trials 66")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_trials"] == 66 and metrics["eer"] < 0.2
+    assert "KaldiChain" in (out / ".hydra_score" / "config.yaml").read_text()
