@@ -29,7 +29,7 @@ def test_synthetic_recipe_end_to_end(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     xvec = json.loads((tmp_path / "exp/xvector/scores_cosine/metrics.json").read_text())
     base = json.loads((tmp_path / "exp/baseline/scores_cosine/metrics.json").read_text())
-    # About a minute of training: measured 20.0% against the baseline's 27.7% (450 trials).
+    # About a minute of training on 60 speakers: the net must clearly beat chance and the baseline.
     assert xvec["eer"] < 0.30, xvec  # chance is 0.5: the net has learned speakers
     assert xvec["eer"] < base["eer"], (xvec, base)
     table = (tmp_path / "exp/results.md").read_text()

@@ -60,28 +60,30 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   ckpt=$(ls "$run_dir"/checkpoints/epoch*.ckpt 2>/dev/null | head -n 1 || true)
   [ -n "$ckpt" ] || ckpt=$run_dir/checkpoints/last.ckpt
   echo "checkpoint: $ckpt"
-  # Every 6th training utterance (all speakers) estimates the mean subtracted before cosine.
-  # (Written beside wav.scp so relative audio paths resolve the same way.)
-  awk 'NR % 6 == 1' "$data/train/wav.scp" > "$data/train/wav_subset.scp"
+  # Training embeddings: their mean is subtracted before cosine scoring; with their speakers
+  # they train the LDA + PLDA back-end.
   xvector-extract ckpt_path="$ckpt" wav_scp="$data/test/wav.scp" output="$run_dir/test.npz"
-  xvector-extract ckpt_path="$ckpt" wav_scp="$data/train/wav_subset.scp" output="$run_dir/train_subset.npz"
+  xvector-extract ckpt_path="$ckpt" wav_scp="$data/train/wav.scp" output="$run_dir/train.npz"
   echo "extract $(( $(timer) - t )) s" > "$exp/time_stage2"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  echo "== stage 3: cosine scoring"
+  echo "== stage 3: scoring: cosine, and LDA + PLDA"
   xvector-score embeddings="$run_dir/test.npz" trials="$data/test/trials" \
-    mean_embeddings="$run_dir/train_subset.npz" output_dir="$run_dir/scores_cosine"
+    mean_embeddings="$run_dir/train.npz" output_dir="$run_dir/scores_cosine"
+  xvector-score backend=plda train_embeddings="$run_dir/train.npz" train_utt2spk="$data/train/utt2spk" \
+    embeddings="$run_dir/test.npz" trials="$data/test/trials" output_dir="$run_dir/scores_plda"
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   echo "== stage 4: baseline (mean MFCC + cosine) and results"
   python scripts/mean_mfcc_embeddings.py --wav-scp "$data/test/wav.scp" --out "$exp/baseline/test.npz"
-  python scripts/mean_mfcc_embeddings.py --wav-scp "$data/train/wav_subset.scp" --out "$exp/baseline/train_subset.npz"
+  python scripts/mean_mfcc_embeddings.py --wav-scp "$data/train/wav.scp" --out "$exp/baseline/train.npz"
   xvector-score embeddings="$exp/baseline/test.npz" trials="$data/test/trials" \
-    mean_embeddings="$exp/baseline/train_subset.npz" output_dir="$exp/baseline/scores_cosine"
+    mean_embeddings="$exp/baseline/train.npz" output_dir="$exp/baseline/scores_cosine"
   python scripts/results_table.py --out "$exp/results.md" \
     "x-vector ($experiment), cosine=$run_dir/scores_cosine/metrics.json" \
+    "x-vector ($experiment), LDA + PLDA=$run_dir/scores_plda/metrics.json" \
     "baseline: mean MFCC, cosine=$exp/baseline/scores_cosine/metrics.json"
 fi
 cat "$exp"/time_stage* 2>/dev/null || true
