@@ -80,6 +80,28 @@ def _row_indices(ids: Sequence[str], trials: Sequence[Trial]) -> tuple[np.ndarra
     return enroll, test
 
 
+def trial_rows(
+    ids: Sequence[str], embeddings: np.ndarray, trials: Sequence[Trial]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check the table and map trials onto it, each utterance once however many trials use it.
+
+    Returns:
+        ``used (U,)``: the table rows the trials need; ``enroll (T,)`` and ``test (T,)``: each
+        trial's position in ``used``.
+
+    Raises:
+        ValueError: for a table whose shape disagrees with ``ids``, a duplicate id, or a trial
+            naming an id without an embedding (naming the 1-based trial line).
+    """
+    if np.ndim(embeddings) != 2 or len(embeddings) != len(ids):
+        raise ValueError(
+            f"need (N, D) embeddings for N={len(ids)} ids, got shape {np.shape(embeddings)}"
+        )
+    enroll, test = _row_indices(ids, trials)
+    used, inverse = np.unique(np.concatenate([enroll, test]), return_inverse=True)
+    return used, inverse[: len(trials)], inverse[len(trials) :]
+
+
 def score_trials(
     ids: Sequence[str],
     embeddings: np.ndarray,
@@ -105,15 +127,10 @@ def score_trials(
             (``"trial line 17: no embedding for utterance 'x'"``; line = 1-based trial index).
     """
     embeddings = np.asarray(embeddings)
-    if embeddings.ndim != 2 or embeddings.shape[0] != len(ids):
-        raise ValueError(
-            f"need (N, D) embeddings for N={len(ids)} ids, got shape {embeddings.shape}"
-        )
-    enroll, test = _row_indices(ids, trials)
+    used, enroll, test = trial_rows(ids, embeddings, trials)
     # Centre and normalise only the rows trials use, in float64; the per-trial gather and dot
     # product then run in float32 (the embeddings' own precision, |error| ~1e-7): gathering
     # 2 x N float64 rows is memory-bound and took 3-4x longer on 1M trials (bench_scoring.py).
-    used, inverse = np.unique(np.concatenate([enroll, test]), return_inverse=True)
     table = embeddings[used].astype(np.float64)
     if mean is not None:
         mean = np.asarray(mean, dtype=np.float64)
@@ -121,7 +138,6 @@ def score_trials(
             raise ValueError(f"mean must have shape ({embeddings.shape[1]},), got {mean.shape}")
         table -= mean
     table = length_normalize(table).astype(np.float32)
-    enroll, test = inverse[: len(trials)], inverse[len(trials) :]
     scores = np.empty(len(trials), dtype=np.float64)
     for start in range(0, len(trials), _BLOCK):
         block = slice(start, start + _BLOCK)

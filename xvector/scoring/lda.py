@@ -29,7 +29,7 @@ import numpy as np
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from xvector.data.lists import Trial
-from xvector.scoring.cosine import _BLOCK, _row_indices, length_normalize
+from xvector.scoring.cosine import _BLOCK, length_normalize, trial_rows
 from xvector.scoring.plda import TwoCovPLDA, _check_xy
 
 log = logging.getLogger(__name__)
@@ -145,15 +145,8 @@ class KaldiChain:
         if self.plda is None:
             raise ValueError("KaldiChain is not fitted: call fit() first")
         embeddings = np.asarray(embeddings)
-        if embeddings.ndim != 2 or embeddings.shape[0] != len(ids):
-            raise ValueError(
-                f"need (N, D) embeddings for N={len(ids)} ids, got shape {embeddings.shape}"
-            )
-        enroll, test = _row_indices(ids, trials)
-        # Transform each used utterance once, however many trials it appears in.
-        used, inverse = np.unique(np.concatenate([enroll, test]), return_inverse=True)
-        table = self.transform(embeddings[used])  # (U, lda_dim)
-        enroll, test = inverse[: len(trials)], inverse[len(trials) :]
+        used, enroll, test = trial_rows(ids, embeddings, trials)
+        table = self.transform(embeddings[used])  # (U, lda_dim), each utterance once
         scores = np.empty(len(trials), dtype=np.float64)
         for start in range(0, len(trials), _BLOCK):  # bounded memory on million-trial lists
             block = slice(start, start + _BLOCK)
