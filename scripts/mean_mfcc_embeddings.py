@@ -13,25 +13,23 @@ from __future__ import annotations
 import argparse
 import logging
 
-import numpy as np
 import torch
 
-from xvector.data.datamodule import utterance_loader
 from xvector.embeddings import save_embeddings
+from xvector.extract import embed_wav_scp
 from xvector.features.mfcc import MFCC
 
 
-@torch.inference_mode()
-def mean_mfcc(wav_scp: str, batch_size: int = 32) -> tuple[list[str], np.ndarray]:
-    mfcc = MFCC(num_ceps=30, num_mel_bins=30, high_freq=7600.0, cmn="none").eval()
-    loader = utterance_loader(wav_scp, batch_size)
-    found = {}
-    for batch in loader:
-        feats, lens = mfcc(batch["wav"], batch["wav_lens"])  # padding frames are zero
-        means = feats.sum(1) / lens.clamp_min(1)[:, None]
-        found.update(zip(batch["utts"], means[:, 1:].numpy()))
-    ids = loader.dataset.utts
-    return ids, np.stack([found[u] for u in ids])
+class MeanMFCC(torch.nn.Module):
+    """``wav (B, S)``, ``wav_lens (B,)`` → mean MFCC vector without c0 ``(B, 29)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mfcc = MFCC(num_ceps=30, num_mel_bins=30, high_freq=7600.0, cmn="none")
+
+    def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor) -> torch.Tensor:
+        feats, lens = self.mfcc(wav, wav_lens)  # padding frames are zero
+        return (feats.sum(1) / lens.clamp_min(1)[:, None])[:, 1:]
 
 
 def main() -> None:
@@ -40,7 +38,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="output .npz")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    ids, emb = mean_mfcc(args.wav_scp)
+    ids, emb = embed_wav_scp(MeanMFCC(), args.wav_scp, batch_size=32)
     save_embeddings(args.out, ids, emb)
     logging.info("wrote %d mean-MFCC vectors to %s", len(ids), args.out)
 

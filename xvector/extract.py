@@ -19,7 +19,6 @@ from omegaconf import DictConfig
 
 from xvector import CONFIG_DIR
 from xvector.data.datamodule import utterance_loader
-from xvector.embedder import Embedder
 from xvector.embeddings import save_embeddings
 from xvector.lit_module import load_embedder
 
@@ -28,10 +27,13 @@ log = logging.getLogger(__name__)
 
 @torch.inference_mode()
 def embed_wav_scp(
-    embedder: Embedder, wav_scp: str | Path, batch_size: int = 16, num_workers: int = 0, sample_rate: int = 16000,
+    embedder: torch.nn.Module, wav_scp: str | Path, batch_size: int = 16, num_workers: int = 0, sample_rate: int = 16000,
     device: str = "cpu",
 ) -> tuple[list[str], np.ndarray]:
-    """Embeddings ``(N, D)`` of every utterance of ``wav_scp``, in ``wav.scp`` order."""
+    """Embeddings ``(N, D)`` of every utterance of ``wav_scp``, in ``wav.scp`` order.
+
+    ``embedder`` is any module ``(wav (B, S), wav_lens (B,)) -> (B, D)``, e.g. an :class:`Embedder`.
+    """
     loader = utterance_loader(wav_scp, batch_size, num_workers, sample_rate)
     embedder = embedder.to(device).eval()
     found: dict[str, np.ndarray] = {}

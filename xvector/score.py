@@ -67,6 +67,11 @@ def score_embeddings(cfg: DictConfig) -> dict[str, float]:
     """
     backend = instantiate(cfg.backend)
     if hasattr(backend, "fit"):  # a trained back end (LDA + PLDA): fit before reading trials
+        if cfg.mean_embeddings is not None:  # refuse before fitting, not after
+            raise ValueError(
+                "mean_embeddings applies to cosine scoring; the PLDA back end subtracts the "
+                "mean of its training embeddings itself"
+            )
         train_emb, train_labels = load_training(cfg)
         try:
             backend.fit(train_emb, train_labels)
