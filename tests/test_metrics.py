@@ -3,7 +3,17 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from xvector.metrics import compute_eer, compute_min_dcf, error_rates, verification_metrics
+from xvector.metrics import (
+    choose_threshold,
+    compute_cllr,
+    compute_eer,
+    compute_min_cllr,
+    compute_min_dcf,
+    error_rates,
+    llr_metrics,
+    rates_at_threshold,
+    verification_metrics,
+)
 
 
 def sklearn_eer(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -155,6 +165,71 @@ def test_verification_metrics_keys_and_consistency():
     n_target = int(labels.sum())
     assert (m["num_trials"], m["num_target"], m["num_nontarget"]) == (500, n_target, 500 - n_target)
     assert all(np.isfinite(v) for v in m.values())  # JSON-safe
+
+
+# --- operating points ---------------------------------------------------------------------
+
+# Scores descending: 0.9 T, 0.8 T, 0.7 N, 0.6 T, 0.3 N, 0.2 N (3 targets, 3 nontargets).
+OP_SCORES = np.array([0.9, 0.8, 0.7, 0.6, 0.3, 0.2])
+OP_LABELS = np.array([1, 1, 0, 1, 0, 0])
+
+
+@pytest.mark.parametrize(
+    ("threshold", "far", "frr"),
+    [(0.95, 0.0, 1.0), (0.8, 0.0, 1 / 3), (0.7, 1 / 3, 1 / 3), (0.6, 1 / 3, 0.0), (0.2, 1.0, 0.0)],
+)
+def test_rates_at_threshold_known_answers(threshold, far, frr):
+    assert rates_at_threshold(OP_SCORES, OP_LABELS, threshold) == pytest.approx((far, frr), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("target_far", "expected"),
+    [(0.0, 0.8), (0.2, 0.8), (1 / 3, 0.6), (0.5, 0.6), (2 / 3, 0.3), (1.0, 0.2)],
+)
+def test_threshold_at_target_far_is_lowest_within_target(target_far, expected):
+    thr = choose_threshold(OP_SCORES, OP_LABELS, "far", far=target_far)
+    assert thr == expected
+    assert rates_at_threshold(OP_SCORES, OP_LABELS, thr)[0] <= target_far
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_threshold_at_far_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.random(3000) < 0.3
+    scores = np.round(rng.standard_normal(3000) + 1.5 * labels, 2)  # ties
+    for target in (0.001, 0.01, 0.1):
+        # Brute force: over every candidate threshold, the fewest misses with FAR <= target.
+        best = max(
+            (t for t in np.unique(scores) if np.mean(scores[~labels] >= t) <= target),
+            key=lambda t: np.mean(scores[labels] >= t),
+        )
+        got = choose_threshold(scores, labels, "far", far=target)
+        assert np.mean(scores[labels] >= got) == np.mean(scores[labels] >= best)
+        assert np.mean(scores[~labels] >= got) <= target
+
+
+def test_threshold_at_eer_and_min_dcf_match_their_metrics():
+    rng = np.random.default_rng(3)
+    labels = rng.random(800) < 0.4
+    scores = rng.standard_normal(800) + 2 * labels
+    assert choose_threshold(scores, labels, "eer") == compute_eer(scores, labels)[1]
+    assert choose_threshold(scores, labels, "min_dcf", p_target=0.05) == compute_min_dcf(scores, labels, 0.05)[1]
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        choose_threshold(scores, labels, "median")
+    with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
+        choose_threshold(scores, labels, "far", far=1.5)
+
+
+def test_llr_metrics_keys_and_values():
+    rng = np.random.default_rng(4)
+    labels = rng.random(1000) < 0.5
+    llrs = 2.0 * (rng.standard_normal(1000) + 2 * labels) - 4.0
+    m = llr_metrics(llrs, labels, p_targets=(0.01, 0.05))
+    assert set(m) == {"cllr", "min_cllr", "act_dcf_0.01", "act_dcf_0.05"}
+    assert m["cllr"] == compute_cllr(llrs, labels)
+    assert m["min_cllr"] == compute_min_cllr(llrs, labels) <= m["cllr"]
+    for p in (0.01, 0.05):
+        assert m[f"act_dcf_{p:g}"] >= compute_min_dcf(llrs, labels, p)[0] - 1e-12
 
 
 # --- bad input ----------------------------------------------------------------------------

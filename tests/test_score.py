@@ -11,7 +11,10 @@ from hydra import compose, initialize_config_dir
 from xvector.data.lists import Trial, write_trials
 from xvector.embeddings import save_embeddings
 from xvector.score import score_embeddings, summary_line
-from xvector.scoring.cosine import score_trials
+from xvector.scoring.calibration import LogisticCalibration
+from xvector.scoring.cosine import score_trials, trial_labels
+from xvector.scoring.norm import cohort_stats, speaker_means, symmetric_norm
+from xvector.data.lists import read_trials
 
 from xvector import CONFIG_DIR
 
@@ -137,6 +140,13 @@ def plda_inputs(tmp_path):
         for i in range(len(ids)) for j in range(i + 1, len(ids))
     ]
     write_trials(tmp_path / "trials", trials)
+    dev_ids, dev_emb = speakers("dv", 8, 3)  # development speakers: calibration, threshold
+    save_embeddings(tmp_path / "dev.npz", dev_ids, dev_emb)
+    dev_spk = [u.split("-")[0] for u in dev_ids]
+    write_trials(tmp_path / "dev_trials", [
+        Trial(dev_ids[i], dev_ids[j], dev_spk[i] == dev_spk[j])
+        for i in range(len(dev_ids)) for j in range(i + 1, len(dev_ids))
+    ])
     return tmp_path
 
 
@@ -184,3 +194,115 @@ def test_cli_plda_backend(plda_inputs):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_trials"] == 66 and metrics["eer"] < 0.2
     assert "KaldiChain" in (out / ".hydra_score" / "config.yaml").read_text()
+
+
+def read_scores(path: Path) -> np.ndarray:
+    return np.array([float(line.split()[2]) for line in path.read_text().splitlines()])
+
+
+def test_decision_threshold_and_det_are_written(inputs):
+    out = inputs / "out"
+    metrics = score_embeddings(make_cfg(inputs))
+    # EER crossing lies between the points at thresholds 0.5 and 0.0, nearer 0.5 (t = 3/11):
+    # accepting score >= 0.5 rejects one target (0.0) and accepts no nontarget.
+    expected = {"criterion": "eer", "threshold": 0.5, "on": "score", "chosen_on": "eval",
+                "far": 0.0, "frr": 0.25}
+    assert metrics["decision"] == pytest.approx(expected)
+    assert json.loads((out / "threshold.json").read_text()) == metrics["decision"]
+    assert (out / "det.png").read_bytes()[:4] == b"\x89PNG"
+    assert "cllr" not in metrics  # raw cosine scores are not LLRs
+    assert 0.0 <= metrics["min_cllr"] <= 1.0
+    assert not (out / "calibration.json").exists()
+
+
+@pytest.mark.parametrize(("far", "threshold", "rates"), [(0.5, 0.5, (0.0, 0.25)), (0.7, 0.0, (2 / 3, 0.0))])
+def test_decision_at_target_far(inputs, far, threshold, rates):
+    cfg = make_cfg(inputs, **{"threshold.criterion": "far", "threshold.far": far, "det_plot": False})
+    decision = score_embeddings(cfg)["decision"]
+    assert (decision["threshold"], decision["target_far"]) == (threshold, far)
+    assert (decision["far"], decision["frr"]) == pytest.approx(rates)
+    assert not (inputs / "out" / "det.png").exists()
+
+
+@pytest.mark.parametrize(("norm", "top_k"), [("snorm", None), ("asnorm", 10)])
+def test_score_norm_matches_reference(plda_inputs, norm, top_k):
+    root = plda_inputs
+    overrides = {"norm": norm, "mean_embeddings": root / "train.npz",
+                 "train_embeddings": root / "train.npz", "train_utt2spk": root / "utt2spk"}
+    if top_k is not None:
+        overrides["norm.top_k"] = top_k
+    score_embeddings(make_cfg(root, **overrides))
+    got = read_scores(root / "out" / "scores")
+    # Reference from the pure functions: cohort = per-speaker means of centred training data.
+    with np.load(root / "train.npz") as f:
+        train_ids, train = list(f["ids"]), f["embeddings"].astype(np.float64)
+    with np.load(root / "emb.npz") as f:
+        ids, emb = list(f["ids"]), f["embeddings"].astype(np.float64)
+    mean = train.mean(0)
+    cohort = speaker_means(train - mean, [u.split("-")[0] for u in train_ids])
+    assert cohort.shape == (40, 6)
+    trials = read_trials(root / "trials")
+    raw = score_trials(ids, emb, trials, mean=mean)
+    mu, sd = cohort_stats(emb - mean, cohort, top_k=top_k)
+    row = {u: i for i, u in enumerate(ids)}
+    e = np.array([row[t.enroll] for t in trials])
+    t = np.array([row[t.test] for t in trials])
+    np.testing.assert_allclose(got, symmetric_norm(raw, e, t, mu, sd), atol=2e-6)  # scores file: 6 decimals
+    assert not np.allclose(got, raw, atol=1e-2)
+
+
+def test_score_norm_is_symmetric(plda_inputs):
+    root = plda_inputs
+    overrides = {"norm": "asnorm", "norm.top_k": 5, "mean_embeddings": root / "train.npz",
+                 "train_embeddings": root / "train.npz", "train_utt2spk": root / "utt2spk"}
+    score_embeddings(make_cfg(root, **overrides))
+    forward = read_scores(root / "out" / "scores")
+    trials = read_trials(root / "trials")
+    write_trials(root / "swapped", [Trial(t.test, t.enroll, t.target) for t in trials])
+    score_embeddings(make_cfg(root, trials=root / "swapped", **overrides))
+    np.testing.assert_allclose(read_scores(root / "out" / "scores"), forward, atol=1e-6)
+
+
+def test_calibration_on_dev_list(plda_inputs):
+    root = plda_inputs
+    out = root / "out"
+    dev = {"dev_embeddings": root / "dev.npz", "dev_trials": root / "dev_trials"}
+    metrics = score_embeddings(make_cfg(root, calibration="logistic", **dev))
+    # Reference: fit the calibration on the dev list's cosine scores, apply to the eval scores.
+    with np.load(root / "dev.npz") as f:
+        dev_ids, dev_emb = list(f["ids"]), f["embeddings"]
+    dev_trials = read_trials(root / "dev_trials")
+    cal = LogisticCalibration().fit(score_trials(dev_ids, dev_emb, dev_trials), trial_labels(dev_trials))
+    assert json.loads((out / "calibration.json").read_text()) == pytest.approx(cal.to_dict())
+    with np.load(root / "emb.npz") as f:
+        raw = score_trials(list(f["ids"]), f["embeddings"], read_trials(root / "trials"))
+    np.testing.assert_allclose(read_scores(out / "scores"), cal(raw), atol=1e-5)
+    assert {"cllr", "min_cllr", "act_dcf_0.01", "act_dcf_0.05", "act_dcf_0.001"} <= set(metrics)
+    assert metrics["min_cllr"] <= metrics["cllr"]
+    decision = metrics["decision"]
+    assert (decision["on"], decision["chosen_on"]) == ("llr", "dev")
+
+
+def test_plda_scores_report_llr_metrics_without_calibration(plda_inputs):
+    root = plda_inputs
+    metrics = score_embeddings(make_cfg(root, backend="plda", **{"backend.lda_dim": 4},
+                                        train_embeddings=root / "train.npz", train_utt2spk=root / "utt2spk"))
+    assert "cllr" in metrics and metrics["decision"]["on"] == "llr"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"calibration": "logistic"}, "calibration is fitted on a development list"),
+        ({"dev_trials": "x"}, "set both dev_embeddings and dev_trials"),
+        ({"norm": "asnorm"}, "set train_embeddings=<.npz> and train_utt2spk="),
+        ({"norm": "snorm", "backend": "plda", "train_embeddings": "{root}/train.npz",
+          "train_utt2spk": "{root}/utt2spk"}, "use it with backend=cosine"),
+        ({"threshold.criterion": "median"}, "criterion must be one of"),
+    ],
+)
+def test_bad_scoring_configs_raise(plda_inputs, overrides, match):
+    overrides = {k: str(v).format(root=plda_inputs) for k, v in overrides.items()}
+    with pytest.raises(ValueError, match=match):
+        score_embeddings(make_cfg(plda_inputs, **overrides))
+    assert not (plda_inputs / "out" / "metrics.json").exists()

@@ -258,3 +258,70 @@ def compute_act_dcf(
     p_fa = np.mean(llrs[~labels] >= threshold)
     cost = c_miss * p_target * p_miss + c_fa * (1 - p_target) * p_fa
     return float(cost / min(c_miss * p_target, c_fa * (1 - p_target)))
+
+
+def llr_metrics(llrs: np.ndarray, labels: np.ndarray, p_targets: Sequence[float] = (0.01, 0.05, 0.001)) -> dict[str, float]:
+    """Calibration metrics of log-likelihood ratios: ``cllr``, ``min_cllr``, ``act_dcf_<p>``.
+
+    Example:
+        >>> m = llr_metrics(np.array([4.0, 1.0, -1.0, -4.0]), np.array([1, 1, 0, 0]), p_targets=(0.5,))
+        >>> round(m["cllr"], 4), m["min_cllr"], m["act_dcf_0.5"]  # cllr: mean(log2(1 + e^-4), log2(1 + e^-1))
+        (0.2391, 0.0, 0.0)
+    """
+    out = {"cllr": compute_cllr(llrs, labels), "min_cllr": compute_min_cllr(llrs, labels)}
+    for p in p_targets:
+        out[f"act_dcf_{p:g}"] = compute_act_dcf(llrs, labels, p_target=float(p))
+    return out
+
+
+THRESHOLD_CRITERIA = ("eer", "far", "min_dcf")
+
+
+def choose_threshold(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    criterion: str = "eer",
+    far: float = 0.01,
+    p_target: float = 0.01,
+) -> float:
+    """A decision threshold (accept when ``score >= threshold``) chosen on labelled scores.
+
+    Args:
+        criterion: ``"eer"`` — the operating point at the EER (:func:`compute_eer`);
+            ``"far"`` — the lowest threshold whose false-accept rate is at most ``far`` (the
+            fewest misses that FAR allows); ``"min_dcf"`` — the point of minimum normalised
+            DCF at ``p_target`` (C_miss = C_fa = 1).
+
+    Raises:
+        ValueError: for an unknown criterion, ``far`` outside ``[0, 1]``, or as
+            :func:`error_rates`.
+
+    Example:
+        >>> s, y = np.array([0.9, 0.8, 0.7, 0.6, 0.3, 0.2]), np.array([1, 1, 0, 1, 0, 0])
+        >>> choose_threshold(s, y, "far", far=0.0), choose_threshold(s, y, "far", far=0.34)
+        (0.8, 0.6)
+    """
+    if criterion not in THRESHOLD_CRITERIA:
+        raise ValueError(f"threshold criterion must be one of {THRESHOLD_CRITERIA}, got {criterion!r}")
+    curve = error_rates(scores, labels)
+    if criterion == "eer":
+        return _eer_from_curve(*curve)[1]
+    if criterion == "min_dcf":
+        return _min_dcf_from_curve(*curve, p_target, 1.0, 1.0)[1]
+    if not 0.0 <= far <= 1.0:
+        raise ValueError(f"target false-accept rate must lie in [0, 1], got {far}")
+    fpr, _, thresholds = curve
+    # fpr rises with the index; the last point within the target misses the fewest targets.
+    return float(thresholds[np.flatnonzero(fpr <= far)[-1]])
+
+
+def rates_at_threshold(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:
+    """``(far, frr)``: false-accept and false-reject rates of ``score >= threshold`` decisions.
+
+    Example:
+        >>> rates_at_threshold(np.array([0.9, 0.4, 0.6, 0.1]), np.array([1, 1, 0, 0]), 0.5)
+        (0.5, 0.5)
+    """
+    scores, labels = _check(scores, labels)
+    accept = scores >= threshold
+    return float(np.mean(accept[~labels])), float(np.mean(~accept[labels]))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from xvector.scoring.norm import cohort_stats, symmetric_norm
+from xvector.scoring.norm import ScoreNorm, cohort_stats, speaker_means, symmetric_norm
 
 
 def _unit(x):
@@ -48,3 +48,16 @@ def test_bad_inputs():
         cohort_stats(np.ones((2, 3)), np.ones((4, 2)))
     with pytest.raises(ValueError, match="top_k"):
         cohort_stats(np.ones((2, 3)), np.ones((4, 3)), top_k=1)
+
+
+def test_speaker_means_average_unit_vectors_per_speaker():
+    emb = np.array([[2.0, 0.0], [0.0, 3.0], [5.0, 0.0]])
+    got = speaker_means(emb, np.array(["b", "a", "b"]))
+    np.testing.assert_allclose(got, [[0.0, 1.0], [1.0, 0.0]])  # sorted labels: a, b
+
+
+def test_score_norm_needs_a_cohort_and_a_known_kind():
+    with pytest.raises(ValueError, match="cohort must be"):
+        ScoreNorm(cohort="everyone")
+    with pytest.raises(ValueError, match="call fit"):
+        ScoreNorm()(np.zeros(1), ["a"], np.ones((1, 2)), [])

@@ -99,6 +99,8 @@ class KaldiChain:
         plda_iter: EM iterations for the PLDA.
     """
 
+    outputs_llr = True  # scores are PLDA log-likelihood ratios
+
     def __init__(self, lda_dim: int = 200, plda_iter: int = 10) -> None:
         self.lda_dim = lda_dim
         self.plda_iter = plda_iter

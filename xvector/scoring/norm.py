@@ -22,9 +22,12 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from xvector.scoring.cosine import length_normalize
+from xvector.data.lists import Trial
+from xvector.scoring.cosine import length_normalize, trial_rows
 
 
 def cohort_stats(
@@ -90,3 +93,62 @@ def symmetric_norm(
     """
     scores = np.asarray(scores, dtype=np.float64)
     return 0.5 * ((scores - mean[enroll_rows]) / std[enroll_rows] + (scores - mean[test_rows]) / std[test_rows])
+
+
+def speaker_means(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``(S, D)`` mean of each speaker's length-normalised embeddings, in sorted label order.
+
+    The usual AS-norm cohort (as WeSpeaker's): one vector per training speaker, so a speaker
+    with many utterances does not fill the top-k alone.
+    """
+    labels = np.asarray(labels)
+    if len(labels) != len(embeddings):
+        raise ValueError(f"{len(labels)} labels for {len(embeddings)} embeddings")
+    _, inverse = np.unique(labels, return_inverse=True)
+    unit = length_normalize(np.asarray(embeddings, dtype=np.float64))
+    sums = np.zeros((inverse.max() + 1, unit.shape[1]))
+    np.add.at(sums, inverse, unit)
+    return sums / np.bincount(inverse)[:, None]
+
+
+class ScoreNorm:
+    """Symmetric s-norm (``top_k=None``) or AS-norm of cosine trial scores.
+
+    The cohort is built by :meth:`fit` from training embeddings — one mean per training
+    speaker (``cohort="speakers"``) or every utterance (``cohort="utterances"``) — centred by
+    the same ``mean`` as the trial embeddings.
+
+    Args:
+        top_k: cohort scores kept per utterance (AS-norm); ``None`` uses all (s-norm).
+        cohort: ``"speakers"`` or ``"utterances"``.
+        block_rows: rows scored against the cohort at once (memory bound).
+    """
+
+    def __init__(self, top_k: int | None = None, cohort: str = "speakers", block_rows: int = 4096) -> None:
+        if cohort not in ("speakers", "utterances"):
+            raise ValueError(f"cohort must be 'speakers' or 'utterances', got {cohort!r}")
+        self.top_k = top_k
+        self.cohort_kind = cohort
+        self.block_rows = block_rows
+        self.cohort: np.ndarray | None = None  # (C, D)
+        self.mean: np.ndarray | None = None  # (D,) centring applied to trials and cohort
+
+    def fit(self, embeddings: np.ndarray, labels: np.ndarray, mean: np.ndarray | None = None) -> ScoreNorm:
+        """Build the cohort from training ``embeddings (N, D)`` with speaker ``labels (N,)``."""
+        x = np.asarray(embeddings, dtype=np.float64)
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+        if self.mean is not None:
+            x = x - self.mean
+        self.cohort = speaker_means(x, labels) if self.cohort_kind == "speakers" else x
+        return self
+
+    def __call__(self, scores: np.ndarray, ids: Sequence[str], embeddings: np.ndarray, trials: Sequence[Trial]) -> np.ndarray:
+        """Normalised ``(len(trials),)`` scores; raw ``scores`` are in trial order."""
+        if self.cohort is None:
+            raise ValueError("ScoreNorm has no cohort: call fit() with training embeddings first")
+        used, enroll, test = trial_rows(ids, np.asarray(embeddings), trials)
+        table = np.asarray(embeddings, dtype=np.float64)[used]  # each utterance once
+        if self.mean is not None:
+            table = table - self.mean
+        mean, std = cohort_stats(table, self.cohort, top_k=self.top_k, block_rows=self.block_rows)
+        return symmetric_norm(scores, enroll, test, mean, std)
