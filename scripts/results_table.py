@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""Markdown results table from ``metrics.json`` files written by ``xvector-score``.
+"""Markdown results table (and a joint DET plot) from ``xvector-score`` output directories.
 
-    python scripts/results_table.py --out exp/results.md "x-vector=exp/x/scores/metrics.json" "baseline=..."
+    python scripts/results_table.py --out exp/results.md --det exp/det.png \
+        "x-vector, cosine=exp/x/scores_cosine" "baseline=exp/baseline/scores_cosine"
 
-Each row: system name, EER %, minDCF at p_target 0.01 and 0.05, trial count.
+Each row: system name, EER %, minDCF at p_target 0.01 and 0.05, actDCF(0.01) and Cllr where the
+scores are calibrated LLRs ("–" otherwise), minCllr, trial count. A path may also name a
+``metrics.json`` file directly. ``--det`` draws every system's curve from its ``scores`` file.
 """
 
 from __future__ import annotations
@@ -12,30 +15,56 @@ import argparse
 import json
 from pathlib import Path
 
-from xvector.data.lists import atomic_write_text
+import numpy as np
+
+from xvector.atomic import atomic_write_text
+
+
+def _fmt(m: dict, key: str, spec: str = ".4f") -> str:
+    return format(m[key], spec) if key in m else "–"
 
 
 def table(rows: list[tuple[str, dict]]) -> str:
-    lines = ["| system | EER (%) | minDCF (p=0.01) | minDCF (p=0.05) | trials |", "|---|---|---|---|---|"]
+    """Markdown table of ``(name, metrics)`` rows."""
+    lines = [
+        "| system | EER (%) | minDCF (p=0.01) | minDCF (p=0.05) | actDCF (p=0.01) | Cllr | minCllr | trials |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, m in rows:
         lines.append(
-            f"| {name} | {100 * m['eer']:.2f} | {m['min_dcf_0.01']:.4f} | {m['min_dcf_0.05']:.4f} | {m['num_trials']} |"
+            f"| {name} | {100 * m['eer']:.2f} | {m['min_dcf_0.01']:.4f} | {m['min_dcf_0.05']:.4f} "
+            f"| {_fmt(m, 'act_dcf_0.01')} | {_fmt(m, 'cllr', '.3f')} | {_fmt(m, 'min_cllr', '.3f')} "
+            f"| {m['num_trials']} |"
         )
     return "\n".join(lines) + "\n"
 
 
+def read_scores(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores (N,), labels (N,))`` of an ``xvector-score`` scores file."""
+    cols = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    return np.array([float(c[2]) for c in cols]), np.array([c[3] == "target" for c in cols])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("systems", nargs="+", help="NAME=path/to/metrics.json")
+    parser.add_argument("systems", nargs="+", help="NAME=score_dir (or NAME=path/to/metrics.json)")
     parser.add_argument("--out", help="also write the table here")
+    parser.add_argument("--det", help="write a DET plot of all systems here (PNG)")
     args = parser.parse_args()
-    rows = []
+    rows, curves = [], {}
     for item in args.systems:
         name, _, path = item.partition("=")
-        rows.append((name, json.loads(Path(path).read_text())))
+        score_dir = Path(path).parent if path.endswith(".json") else Path(path)
+        rows.append((name, json.loads((score_dir / "metrics.json").read_text())))
+        if args.det:
+            curves[name] = read_scores(score_dir / "scores")
     text = table(rows)
     if args.out:
         atomic_write_text(args.out, text)
+    if args.det:
+        from xvector.scoring.det import plot_det
+
+        plot_det(args.det, curves, p_target=0.01)
     print(text, end="")
 
 

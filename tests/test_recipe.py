@@ -32,6 +32,10 @@ def test_synthetic_recipe_end_to_end(tmp_path):
     # About a minute of training on 60 speakers: the net must clearly beat chance and the baseline.
     assert xvec["eer"] < 0.30, xvec  # chance is 0.5: the net has learned speakers
     assert xvec["eer"] < base["eer"], (xvec, base)
+    asnorm = json.loads((tmp_path / "exp/xvector/scores_cosine_asnorm/metrics.json").read_text())
+    assert asnorm["eer"] < 0.30 and "cllr" in asnorm and asnorm["decision"]["chosen_on"] == "dev"
+    assert (tmp_path / "exp/xvector/scores_plda/calibration.json").is_file()
     table = (tmp_path / "exp/results.md").read_text()
-    assert "x-vector" in table and "baseline" in table
+    assert "x-vector" in table and "AS-norm" in table and "baseline" in table
+    assert (tmp_path / "exp/det.png").read_bytes()[:4] == b"\x89PNG"
     assert "EER" in result.stdout

@@ -29,7 +29,7 @@ from xvector.metrics import _eer_from_curve, _min_dcf_from_curve, error_rates
 
 # Axis ticks in percent, as NIST's DET plots; rates are clipped into [0.01 %, 99.99 %] so the
 # probit of 0 or 1 (±inf) stays on the plot.
-_TICKS = [0.01, 0.1, 0.5, 1, 2, 5, 10, 20, 40]
+_TICKS = [0.01, 0.1, 1, 2, 5, 10, 20, 40, 60, 80, 95, 99]
 _CLIP = 1e-4
 
 
@@ -70,7 +70,7 @@ def plot_det(
     matplotlib.use("Agg")  # files only; no display needed
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(5.5, 5.5 + 0.2 * len(systems)), dpi=110)
     try:
         for name, (scores, labels) in systems.items():
             fpr, fnr, thresholds = error_rates(scores, labels)
@@ -89,7 +89,7 @@ def plot_det(
         labels_txt = [f"{t:g}" for t in _TICKS]
         ax.set_xticks(ticks, labels_txt)
         ax.set_yticks(ticks, labels_txt)
-        lim = (ndtri(0.5 * _TICKS[0] / 100), ndtri(0.5))
+        lim = (ndtri(0.5 * _TICKS[0] / 100), ndtri(0.995))
         ax.set_xlim(*lim)
         ax.set_ylim(*lim)
         ax.plot(lim, lim, ":", color="0.6", lw=0.8)  # the EER diagonal
@@ -97,7 +97,7 @@ def plot_det(
         ax.set_ylabel("miss rate (%)")
         ax.set_title(f"{title}  (o EER, \u25a0 minDCF p={p_target:g})", fontsize=9)
         ax.grid(True, lw=0.3)
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12))  # below the axes
         fig.tight_layout()
         with atomic_output(path, suffix=".png") as tmp:
             fig.savefig(tmp, format="png")
