@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from xvector.nets.pooling import StatsPooling
+from xvector.nets.pooling import AttentiveStatsPooling, StatsPooling
 
 
 def test_masked_pooling_equals_unpadded():
@@ -18,3 +19,60 @@ def test_pooling_without_lengths_and_known_answer():
     out = StatsPooling()(x)
     torch.testing.assert_close(out, torch.tensor([[2.5, 1.118033988749895]]))
     assert StatsPooling.out_dim(1500) == 3000
+
+
+# --- attentive statistics pooling -------------------------------------------------------------
+
+
+def _weighted_reference(x, alpha):
+    mean = (x * alpha).sum(-1)
+    std = (alpha * (x - mean[..., None]) ** 2).sum(-1).clamp_min(1e-10).sqrt()
+    return torch.cat([mean, std], -1)
+
+
+@pytest.mark.parametrize("channel_dependent,global_context", [(False, False), (True, False), (True, True)])
+def test_attentive_pooling_padded_equals_alone(channel_dependent, global_context):
+    torch.manual_seed(0)
+    pool = AttentiveStatsPooling(6, attention_dim=5, channel_dependent=channel_dependent, global_context=global_context)
+    x = torch.randn(3, 6, 40)
+    lens = torch.tensor([40, 17, 1])
+    for i, n in enumerate(lens.tolist()):
+        x[i, :, n:] = 1e3  # padding garbage must get zero weight
+    out = pool(x, lens)
+    assert out.shape == (3, 12) and AttentiveStatsPooling.out_dim(6) == 12
+    for i, n in enumerate(lens.tolist()):
+        torch.testing.assert_close(out[i : i + 1], pool(x[i : i + 1, :, :n]), atol=1e-5, rtol=1e-5)
+
+
+def test_attentive_pooling_known_weights():
+    """Okabe's scalar attention by hand: e_t = v . tanh(W h_t + b) + k, alpha = softmax_t(e)."""
+    pool = AttentiveStatsPooling(2, attention_dim=1)
+    with torch.no_grad():
+        pool.hidden.weight.copy_(torch.tensor([[[1.0], [0.0]]]))  # W = [1, 0]
+        pool.hidden.bias.zero_()
+        pool.score.weight.fill_(2.0)  # v = 2
+        pool.score.bias.fill_(0.5)  # k (cancels in the softmax)
+    x = torch.tensor([[[0.0, 1.0, -1.0], [3.0, 5.0, 4.0]]])  # (1, 2, 3)
+    e = 2.0 * torch.tanh(x[0, 0]) + 0.5
+    alpha = torch.softmax(e, 0)
+    torch.testing.assert_close(pool(x), _weighted_reference(x, alpha[None, None]), atol=1e-6, rtol=1e-6)
+
+
+def test_attentive_pooling_uniform_scores_equal_stats_pooling():
+    pool = AttentiveStatsPooling(4, attention_dim=3, channel_dependent=True, global_context=True)
+    torch.nn.init.zeros_(pool.score.weight)  # constant scores → uniform weights over valid frames
+    x, lens = torch.randn(2, 4, 30), torch.tensor([30, 12])
+    torch.testing.assert_close(pool(x, lens), StatsPooling()(x, lens), atol=1e-6, rtol=1e-6)
+
+
+def test_attentive_pooling_gradients_finite_and_bad_sizes_raise():
+    pool = AttentiveStatsPooling(4, attention_dim=3, channel_dependent=True, global_context=True)
+    x = torch.randn(2, 4, 10, requires_grad=True)
+    pool(x, torch.tensor([10, 3])).sum().backward()
+    assert torch.isfinite(x.grad).all() and (x.grad[1, :, 3:] == 0).all()  # padding gets no gradient
+    with pytest.raises(ValueError, match="positive"):
+        AttentiveStatsPooling(0)
+
+
+def test_stats_pooling_accepts_factory_call():
+    assert StatsPooling(in_channels=7)(torch.ones(1, 7, 3)).shape == (1, 14)

@@ -69,3 +69,24 @@ def test_too_short_input_raises():
 def test_tdnn_layer_context():
     layer = TDNNLayer(8, 16, kernel_size=3, dilation=3)
     assert layer(torch.randn(2, 8, 20)).shape == (2, 16, 14) and layer.context == 6
+
+
+def test_pooling_factory_default_keeps_state_dict_and_attentive_option():
+    from functools import partial
+
+    from xvector.nets.pooling import AttentiveStatsPooling, StatsPooling
+
+    default = XVector(in_channels=24)
+    explicit = XVector(in_channels=24, pooling=StatsPooling)
+    assert list(default.state_dict()) == list(explicit.state_dict())  # checkpoints still load
+    assert sum(p.numel() for p in explicit.parameters()) == 4_476_308
+    asp = XVector(in_channels=24, pooling=partial(AttentiveStatsPooling, attention_dim=128))
+    extra = (1500 * 128 + 128) + (128 + 1)  # W, b; v, k
+    assert sum(p.numel() for p in asp.parameters()) == 4_476_308 + extra
+    torch.manual_seed(0)
+    pooling = partial(AttentiveStatsPooling, attention_dim=8)
+    small = XVector(in_channels=20, channels=(32, 32, 32, 32, 64), embed_dim=16, pooling=pooling).eval()
+    feats, lens = torch.randn(2, 20, 60), [60, 25]
+    feats[1, :, 25:] = 1e3
+    batched = small(feats, torch.tensor(lens))
+    torch.testing.assert_close(batched[1:], small(feats[1:, :, :25]), atol=1e-5, rtol=1e-5)

@@ -1,12 +1,26 @@
-"""Statistics pooling: per-utterance mean ‖ standard deviation over valid frames.
+"""Temporal pooling: frame-level features ``(B, C, T)`` → one utterance vector ``(B, 2C)``.
 
-Padding frames are masked out by length, so pooling a padded batch gives the same vector as
-pooling each utterance alone (tested in ``tests/nets/test_pooling.py``).
+Two poolings, both masked by length so that pooling a padded batch gives the same vector as
+pooling each utterance alone (tested in ``tests/nets/test_pooling.py``):
+
+* :class:`StatsPooling` — mean ‖ standard deviation over the valid frames (Snyder et al. 2018).
+* :class:`AttentiveStatsPooling` — attention-weighted mean ‖ standard deviation. With its
+  defaults it is Okabe et al. (2018): one scalar weight per frame. With
+  ``channel_dependent=True, global_context=True`` it is ECAPA-TDNN's pooling (Desplanques et al.
+  2020): one weight per channel and frame, the attention also seeing the utterance's mean and
+  standard deviation.
+
+Both are built by the same factory call ``pooling(in_channels=C)``, and ``out_dim(C)`` gives
+their output size, so a net takes either from config.
 
 Example:
     >>> import torch
     >>> x = torch.tensor([[[1.0, 3.0, 99.0]]])  # (B=1, C=1, T=3), last frame is padding
     >>> StatsPooling()(x, torch.tensor([2]))
+    tensor([[2., 1.]])
+    >>> asp = AttentiveStatsPooling(in_channels=1, attention_dim=4)
+    >>> _ = torch.nn.init.zeros_(asp.score.weight)  # constant scores: uniform weights = StatsPooling
+    >>> asp(x, torch.tensor([2])).detach()
     tensor([[2., 1.]])
 """
 
@@ -16,29 +30,109 @@ import torch
 from torch import nn
 
 
+def length_mask(lengths: torch.Tensor | None, num_frames: int, like: torch.Tensor) -> torch.Tensor | None:
+    """``(B, 1, T)`` mask, 1 on the first ``lengths[b]`` frames and 0 on padding; ``None`` passes through.
+
+    The dtype and device are those of ``like``.
+    """
+    if lengths is None:
+        return None
+    frames = torch.arange(num_frames, device=like.device)
+    return (frames[None, :] < lengths.to(like.device)[:, None]).to(like.dtype).unsqueeze(1)
+
+
+def weighted_stats(x: torch.Tensor, weights: torch.Tensor, var_floor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of ``x (B, C, T)`` under ``weights (B, 1|C, T)`` summing to 1 over T.
+
+    The variance is taken about the mean (not as ``E[x²] - mean²``), which stays accurate for
+    channels with a large offset, and floored before the square root.
+    """
+    mean = (x * weights).sum(-1)  # (B, C)
+    var = (weights * (x - mean.unsqueeze(-1)) ** 2).sum(-1)  # (B, C)
+    return mean, var.clamp_min(var_floor).sqrt()
+
+
+def uniform_weights(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Weights ``(B, 1, T)``: ``1 / length`` on valid frames, 0 on padding."""
+    mask = length_mask(lengths, x.shape[-1], x)
+    if mask is None:
+        return torch.full_like(x[:, :1], 1.0 / x.shape[-1])
+    return mask / lengths.clamp_min(1).to(x)[:, None, None]
+
+
 class StatsPooling(nn.Module):
     """Mean and standard deviation over time: ``(B, C, T)`` + lengths ``(B,)`` → ``(B, 2C)``.
 
     Args:
         var_floor: floor on the (population) variance before the square root, as Kaldi's
             stats-pooling ``variance-floor``; keeps the gradient finite for constant channels.
+        in_channels: unused (the pooling has no weights); accepted so that every pooling is
+            built by the same factory call ``pooling(in_channels=C)``.
     """
 
-    def __init__(self, var_floor: float = 1e-10) -> None:
+    def __init__(self, var_floor: float = 1e-10, in_channels: int | None = None) -> None:
         super().__init__()
         self.var_floor = var_floor
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        if lengths is None:
-            mean = x.mean(dim=-1)
-            var = x.var(dim=-1, unbiased=False)
-        else:
-            mask = (torch.arange(x.shape[-1], device=x.device)[None, :] < lengths[:, None]).to(x.dtype)
-            mask = mask.unsqueeze(1)  # (B, 1, T)
-            count = lengths.clamp_min(1).to(x.dtype)[:, None]  # (B, 1)
-            mean = (x * mask).sum(-1) / count  # (B, C)
-            var = (((x - mean.unsqueeze(-1)) * mask) ** 2).sum(-1) / count
-        return torch.cat([mean, var.clamp_min(self.var_floor).sqrt()], dim=-1)  # (B, 2C)
+        mean, std = weighted_stats(x, uniform_weights(x, lengths), self.var_floor)  # (B, C) each
+        return torch.cat([mean, std], dim=-1)  # (B, 2C)
+
+    @staticmethod
+    def out_dim(in_channels: int) -> int:
+        return 2 * in_channels
+
+
+class AttentiveStatsPooling(nn.Module):
+    """Attentive statistics pooling: ``(B, C, T)`` + lengths ``(B,)`` → ``(B, 2C)``.
+
+    Frame scores ``e_t = v^T tanh(W h_t + b) + k`` (Okabe et al. 2018, eq. 7) are soft-maxed over
+    the valid frames into weights ``alpha_t``; the output is the weighted mean and weighted
+    standard deviation ``sqrt(sum_t alpha_t (h_t - mean)^2)``.
+
+    Args:
+        in_channels: channels C of the frame-level input.
+        attention_dim: hidden size of the attention (W has shape ``attention_dim × C``).
+        channel_dependent: one score per channel and frame (``v`` becomes a ``C × attention_dim``
+            matrix), as ECAPA-TDNN; otherwise one score per frame, shared by all channels.
+        global_context: let the attention see the utterance's (masked, unweighted) mean and
+            standard deviation beside each frame: ``W`` acts on ``[h_t ; mean ; std]`` (3C).
+        var_floor: floor on the weighted variance before the square root.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        attention_dim: int = 128,
+        channel_dependent: bool = False,
+        global_context: bool = False,
+        var_floor: float = 1e-10,
+    ) -> None:
+        super().__init__()
+        if in_channels < 1 or attention_dim < 1:
+            raise ValueError(f"in_channels and attention_dim must be positive, got {in_channels}, {attention_dim}")
+        self.global_context = global_context
+        self.var_floor = var_floor
+        context_in = 3 * in_channels if global_context else in_channels
+        self.hidden = nn.Conv1d(context_in, attention_dim, kernel_size=1)  # W, b
+        self.activation = nn.Tanh()
+        self.score = nn.Conv1d(attention_dim, in_channels if channel_dependent else 1, kernel_size=1)  # v, k
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is not None:
+            lengths = lengths.clamp_min(1)  # an empty row would soft-max over nothing (NaN)
+        mask = length_mask(lengths, x.shape[-1], x)  # (B, 1, T) or None
+        attn_in = x
+        if self.global_context:
+            mean, std = weighted_stats(x, uniform_weights(x, lengths), self.var_floor)  # (B, C)
+            context = torch.cat([mean, std], dim=1).unsqueeze(-1).expand(-1, -1, x.shape[-1])  # (B, 2C, T)
+            attn_in = torch.cat([x, context], dim=1)  # (B, 3C, T)
+        scores = self.score(self.activation(self.hidden(attn_in)))  # (B, 1|C, T)
+        if mask is not None:
+            scores = scores.masked_fill(mask == 0, float("-inf"))
+        alpha = torch.softmax(scores, dim=-1)  # (B, 1|C, T), sums to 1 over valid frames
+        mean, std = weighted_stats(x, alpha, self.var_floor)
+        return torch.cat([mean, std], dim=-1)  # (B, 2C)
 
     @staticmethod
     def out_dim(in_channels: int) -> int:

@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -58,6 +58,9 @@ class XVector(nn.Module):
         embed_dim: size of the first segment layer = the embedding (512).
         segment_dims: sizes of the further segment layers before the classifier (paper: one of
             512); ``()`` feeds the embedding straight to the head, as WeSpeaker's margin recipes.
+        pooling: optional factory ``pooling(in_channels=C)`` for the temporal pooling, e.g. a
+            partial :class:`~xvector.nets.pooling.AttentiveStatsPooling`; it must give
+            ``(B, C, T)`` + lengths → ``(B, out_dim(C))``. ``None``: :class:`StatsPooling`.
 
     Shapes:
         ``feats (B, F, T)``, ``lengths (B,)`` frames → embedding ``(B, embed_dim)``.
@@ -71,6 +74,7 @@ class XVector(nn.Module):
         dilations: Sequence[int] = (1, 2, 3, 1, 1),
         embed_dim: int = 512,
         segment_dims: Sequence[int] = (512,),
+        pooling: Callable[..., nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if not len(channels) == len(kernel_sizes) == len(dilations):
@@ -80,8 +84,8 @@ class XVector(nn.Module):
             *(TDNNLayer(dims[i], dims[i + 1], k, d) for i, (k, d) in enumerate(zip(kernel_sizes, dilations)))
         )
         self.context = sum(layer.context for layer in self.frame_layers)
-        self.pooling = StatsPooling()
-        self.embedding = nn.Linear(StatsPooling.out_dim(channels[-1]), embed_dim)
+        self.pooling = StatsPooling() if pooling is None else pooling(in_channels=channels[-1])
+        self.embedding = nn.Linear(self.pooling.out_dim(channels[-1]), embed_dim)
         post: list[nn.Module] = []
         prev = embed_dim
         for dim in segment_dims:
