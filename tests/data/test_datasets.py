@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from torch.utils.data import RandomSampler
 
 from xvector.data.audio import load_audio
-from xvector.data.collate import LengthSortedBatchSampler, collate_waveforms
+from xvector.data.collate import EpochSampler, LengthSortedBatchSampler, collate_waveforms
 from xvector.data.datamodule import SpeakerDataModule, utterance_loader
 from xvector.data.datasets import CropDataset, UtteranceDataset
 from xvector.data.lists import load_data_dir
@@ -80,3 +81,45 @@ def test_corrupt_file_names_file(tmp_path):
     path.write_bytes(b"not audio at all")
     with pytest.raises(ValueError, match="bad.wav"):
         UtteranceDataset({"u": path})
+
+
+def test_unseeded_crops_follow_torch_rng_as_before(tmp_path, noise_dir):
+    root = noise_dir(tmp_path / "d", {"s1": 2}, seconds=0.5)
+    data = load_data_dir(root)
+    ds = CropDataset(data.wavs, data.utt2spk, {"s1": 0}, chunk_sec=0.3)
+    full = load_audio(data.wavs[ds.utts[1]], 16000)
+    torch.manual_seed(0)
+    wav = ds[1]["wav"].numpy()
+    torch.manual_seed(0)
+    start = int(torch.randint(0, len(full) - 4800 + 1, ()).item())
+    np.testing.assert_array_equal(wav, full[start : start + 4800])
+
+
+def test_seeded_crops_depend_on_seed_epoch_and_index_only(tmp_path, noise_dir):
+    root = noise_dir(tmp_path / "d", {"s1": 3}, seconds=0.5)
+    data = load_data_dir(root)
+    ds = CropDataset(data.wavs, data.utt2spk, {"s1": 0}, chunk_sec=0.3, seed=4)
+    full = load_audio(data.wavs[ds.utts[2]], 16000)
+    torch.manual_seed(123)  # torch's RNG plays no part
+    start = int(np.random.default_rng([4, 7, 5, 2]).integers(0, len(full) - 4800 + 1))
+    np.testing.assert_array_equal(ds[(5, 2)]["wav"].numpy(), full[start : start + 4800])
+    assert not np.array_equal(ds[(6, 2)]["wav"].numpy(), ds[(5, 2)]["wav"].numpy())
+
+
+def test_epoch_sampler_permutes_per_epoch():
+    sampler = EpochSampler(10, seed=1)
+    first = list(sampler)
+    assert sorted(i for _, i in first) == list(range(10)) and {e for e, _ in first} == {0}
+    assert list(sampler) == first
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert {e for e, _ in second} == {1} and [i for _, i in second] != [i for _, i in first]
+    assert len(sampler) == 10
+
+
+def test_datamodule_sampler_choice(tmp_path, noise_dir):
+    root = noise_dir(tmp_path / "d", {"b": 4, "a": 4}, seconds=0.5)
+    plain = SpeakerDataModule(train_dir=str(root), chunk_sec=0.25, batch_size=4, num_workers=0)
+    assert isinstance(plain.train_dataloader().sampler, RandomSampler)  # the original sampling
+    seeded = SpeakerDataModule(train_dir=str(root), chunk_sec=0.25, batch_size=4, num_workers=0, seed=0)
+    assert isinstance(seeded.train_dataloader().sampler, EpochSampler)

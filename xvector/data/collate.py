@@ -1,9 +1,10 @@
-"""Batching variable-length waveforms with their lengths, and length-sorted batching."""
+"""Batching variable-length waveforms with their lengths; length-sorted and per-epoch sampling."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
@@ -46,3 +47,38 @@ class LengthSortedBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Yields ``(epoch, index)`` keys, shuffled per epoch by ``seed``, for seeded datasets.
+
+    The epoch travels with each index, so datasets in (persistent) worker processes can seed
+    per ``(epoch, index)`` without shared state. Lightning calls :meth:`set_epoch` before each
+    epoch (also through its distributed wrapper), so a resumed run repeats the same epochs.
+
+    Args:
+        num_items: dataset length.
+        seed: seed of the per-epoch permutation.
+        shuffle: permute the indices each epoch; in order when False.
+
+    Example:
+        >>> s = EpochSampler(3, seed=0, shuffle=False)
+        >>> s.set_epoch(2)
+        >>> list(s)
+        [(2, 0), (2, 1), (2, 2)]
+    """
+
+    def __init__(self, num_items: int, seed: int, shuffle: bool = True) -> None:
+        self.num_items, self.seed, self.shuffle, self.epoch = num_items, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = range(self.num_items)
+        if self.shuffle:  # tag 5 keeps this stream apart from the datasets' per-item streams
+            order = np.random.default_rng([self.seed, 5, self.epoch]).permutation(self.num_items).tolist()
+        return iter([(self.epoch, i) for i in order])
+
+    def __len__(self) -> int:
+        return self.num_items

@@ -2,11 +2,16 @@
 
 Items are dicts: ``{"wav": (S,) float32 tensor, "utt": str}`` plus ``"label": int`` for
 training crops. :func:`~xvector.data.collate.collate_waveforms` pads them into a batch.
+
+Training crops come from a :class:`CropMaker`, shared with the streaming
+:class:`~xvector.data.shards.ShardStream` so that both give the same crop of an utterance
+for the same ``(seed, epoch, index)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +19,83 @@ import torch
 from torch.utils.data import Dataset
 
 from xvector.data.audio import audio_info, load_audio
+from xvector.data.augment import speed_perturb
+
+# Tag of the per-item RNG stream (second, so that trailing zeros never alias two streams).
+_STREAM_ITEM = 7
+
+Reader = Callable[[int, int], np.ndarray]  # (start, num_samples) -> (num_samples,) float32
+
+
+class CropMaker:
+    """One training crop of an utterance: speed perturbation, random crop, augmentation.
+
+    With ``seed`` set, every draw for item ``index`` in ``epoch`` comes from
+    ``numpy.random.default_rng([seed, tag, epoch, index])``, so an epoch is the same for any
+    number of data workers. With ``seed=None``, crops use torch's RNG (which Lightning seeds
+    per worker) exactly as before augmentation existed.
+
+    Args:
+        chunk_sec: crop length in seconds.
+        sample_rate: in Hz.
+        num_speakers: speakers before speed perturbation; speed ``speeds[k]`` maps speaker
+            ``i`` to class ``i + k * num_speakers`` (a sped-up voice is a new speaker).
+        seed: base seed of the per-item RNG, or None.
+        augment: ``transform(wav (S,), rng) -> (S,)`` applied to the crop, or None.
+        speeds: speed factors drawn uniformly per item, e.g. ``(1.0, 0.9, 1.1)``.
+    """
+
+    def __init__(self, chunk_sec: float, sample_rate: int, num_speakers: int, seed: int | None = None,
+                 augment: Callable | None = None, speeds: Sequence[float] = (1.0,)) -> None:
+        self.chunk = int(round(chunk_sec * sample_rate))
+        if self.chunk < 1:
+            raise ValueError(f"chunk_sec={chunk_sec} gives no samples at {sample_rate} Hz")
+        self.speeds = tuple(float(s) for s in speeds)
+        if not self.speeds or min(self.speeds) <= 0 or len(set(self.speeds)) != len(self.speeds):
+            raise ValueError(f"speeds must be distinct positive factors, got {list(speeds)}")
+        self.sample_rate, self.num_speakers, self.seed, self.augment = sample_rate, num_speakers, seed, augment
+
+    @property
+    def num_classes(self) -> int:
+        return self.num_speakers * len(self.speeds)
+
+    @property
+    def plain(self) -> bool:
+        """No seed, speed or augmentation: the original torch-RNG crop."""
+        return self.seed is None and self.augment is None and self.speeds == (1.0,)
+
+    def rng(self, index: int, epoch: int | None) -> np.random.Generator:
+        if self.seed is None:  # per-worker torch RNG picks the item's seed
+            return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        return np.random.default_rng([self.seed, _STREAM_ITEM, epoch or 0, index])
+
+    def __call__(self, read: Reader, num_samples: int, label: int, index: int,
+                 epoch: int | None = None) -> tuple[torch.Tensor, int]:
+        """``(crop (chunk,), class)`` of an utterance of ``num_samples`` read by ``read``."""
+        n, chunk = num_samples, self.chunk
+        if self.plain:
+            start = int(torch.randint(0, n - chunk + 1, ()).item()) if n > chunk else 0
+            wav = read(start, min(chunk, n))
+            return torch.from_numpy(np.resize(wav, chunk) if len(wav) < chunk else wav), label
+        rng = self.rng(index, epoch)
+        k = int(rng.integers(len(self.speeds))) if len(self.speeds) > 1 else 0
+        need = chunk if self.speeds[k] == 1.0 else math.ceil(chunk * self.speeds[k])
+        start = int(rng.integers(0, n - need + 1)) if n > need else 0
+        wav = read(start, min(need, n))
+        wav = torch.from_numpy(np.resize(wav, need) if len(wav) < need else wav)
+        wav = speed_perturb(wav, self.speeds[k], self.sample_rate)[:chunk]
+        if self.augment is not None:
+            wav = self.augment(wav, rng)
+        return wav.float().contiguous(), label + k * self.num_speakers
 
 
 class CropDataset(Dataset):
     """One random ``chunk_sec`` crop per utterance and epoch, labelled with its speaker index.
 
     Utterances shorter than the crop are repeated (wrapped) to fill it, as WeSpeaker does, so
-    every item of a batch has the same length and no padding enters training.
+    every item of a batch has the same length and no padding enters training. Index it with
+    ``i`` or with ``(epoch, i)`` (what :class:`~xvector.data.collate.EpochSampler` yields);
+    the epoch matters only with a ``seed`` (see :class:`CropMaker`).
 
     Args:
         wavs: utterance id → audio path.
@@ -28,6 +103,9 @@ class CropDataset(Dataset):
         spk2idx: speaker id → class index.
         chunk_sec: crop length in seconds.
         sample_rate: expected sample rate of every file in Hz.
+        seed: per-item RNG seed (crops, speeds, augmentation), or None for torch's RNG.
+        augment: transform of each crop, ``(wav (S,), rng) -> (S,)``, or None.
+        speeds: speed-perturbation factors; each factor adds ``len(spk2idx)`` classes.
     """
 
     def __init__(
@@ -37,11 +115,15 @@ class CropDataset(Dataset):
         spk2idx: Mapping[str, int],
         chunk_sec: float,
         sample_rate: int = 16000,
+        seed: int | None = None,
+        augment: Callable | None = None,
+        speeds: Sequence[float] = (1.0,),
     ) -> None:
         self.utts = list(wavs)
         self.paths = [wavs[u] for u in self.utts]
         self.labels = [spk2idx[utt2spk[u]] for u in self.utts]
-        self.chunk = int(round(chunk_sec * sample_rate))
+        self.crops = CropMaker(chunk_sec, sample_rate, len(spk2idx), seed, augment, speeds)
+        self.chunk = self.crops.chunk
         self.sample_rate = sample_rate
         self.num_samples = []
         for utt, path in zip(self.utts, self.paths):
@@ -55,14 +137,12 @@ class CropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.utts)
 
-    def __getitem__(self, index: int) -> dict:
-        n = self.num_samples[index]
-        # torch's RNG: Lightning seeds it per data worker (seed_everything(workers=True)).
-        start = int(torch.randint(0, n - self.chunk + 1, ()).item()) if n > self.chunk else 0
-        wav = load_audio(self.paths[index], self.sample_rate, start, min(self.chunk, n))
-        if len(wav) < self.chunk:
-            wav = np.resize(wav, self.chunk)  # repeat to fill
-        return {"wav": torch.from_numpy(wav), "utt": self.utts[index], "label": self.labels[index]}
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        epoch, index = key if isinstance(key, tuple) else (None, key)
+        path = self.paths[index]
+        wav, label = self.crops(lambda start, num: load_audio(path, self.sample_rate, start, num),
+                                self.num_samples[index], self.labels[index], index, epoch)
+        return {"wav": wav, "utt": self.utts[index], "label": label}
 
 
 class UtteranceDataset(Dataset):
