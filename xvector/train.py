@@ -2,6 +2,8 @@
 
     xvector-train experiment=synthetic_xvector_softmax paths.output_dir=exp/xvector
     xvector-train ... ckpt_path=exp/xvector/checkpoints/last.ckpt   # resume
+    xvector-train ... init_from=exp/xvector/checkpoints/last.ckpt   # fine-tune: weights only
+    xvector-train ... trainer=ddp trainer.devices=2                  # data-parallel
 """
 
 from __future__ import annotations
@@ -14,15 +16,27 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from xvector import CONFIG_DIR
-from xvector.lit_module import SpeakerSystem
+from xvector.checkpoints import AtomicCheckpointIO, load_init_weights
+from xvector.lit_module import SpeakerSystem, shard_validation
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit the system described by ``cfg``; return the final logged metrics."""
+def build(cfg: DictConfig) -> tuple[SpeakerSystem, L.LightningDataModule, L.Trainer]:
+    """Seed, then instantiate the system, data module and trainer that ``cfg`` describes.
+
+    ``init_from`` loads another run's weights (strictly; ``init_reset_head`` keeps a fresh
+    head; ``init_from_required`` makes it mandatory), ``compile`` compiles the embedding net in place (``nn.Module.compile``, so
+    checkpoint keys do not change), and every checkpoint is written atomically.
+
+    Raises:
+        ValueError: when ``init_from_required`` is set without ``init_from``, or the
+            ``init_from`` checkpoint does not fit the net (see :func:`load_init_weights`).
+    """
+    if cfg.get("init_from_required") and not cfg.get("init_from"):
+        raise ValueError("this run fine-tunes a trained net (init_from_required=true): give init_from=<checkpoint>")
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
+    datamodule = shard_validation(instantiate(cfg.data))
     system = SpeakerSystem(
         features=instantiate(cfg.features),
         net=instantiate(cfg.model),
@@ -32,10 +46,25 @@ def train(cfg: DictConfig) -> dict[str, float]:
         num_classes=datamodule.num_speakers,
         val_trials=cfg.val_trials if datamodule.val_dir else None,
         config=OmegaConf.to_container(cfg, resolve=True),
+        spec_augment=instantiate(cfg.spec_augment) if cfg.get("spec_augment") else None,
+        nan_policy=cfg.get("nan_policy", "error"),
     )
-    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
-    loggers = [instantiate(lg) for lg in cfg.get("logger", {}).values()]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    if cfg.get("init_from"):
+        loaded = load_init_weights(system, cfg.init_from, reset_head=cfg.get("init_reset_head", False))
+        log.info("initialised %d tensors from %s", len(loaded), cfg.init_from)
+    if cfg.get("compile"):
+        system.embedder.net.compile(backend=cfg.get("compile_backend", "inductor"))
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c]
+    loggers = [instantiate(lg) for lg in cfg.get("logger", {}).values() if lg]
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
+    return system, datamodule, trainer
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit the system described by ``cfg``; return the final logged metrics."""
+    system, datamodule, trainer = build(cfg)
     log.info("training %s speakers, %d parameters", datamodule.num_speakers, sum(p.numel() for p in system.parameters()))
     trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     return {k: float(v) for k, v in trainer.callback_metrics.items()}

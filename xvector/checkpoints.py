@@ -1,0 +1,172 @@
+"""Checkpoint files: atomic saving, strict weight initialisation, and weight averaging.
+
+* :class:`AtomicCheckpointIO` is the Lightning plugin every training run saves through: the
+  checkpoint goes to a temporary name in the same folder, is flushed to disk, then renamed, so
+  a crash or a SIGKILL mid-save never leaves a truncated ``last.ckpt``. (Lightning's own
+  ``TorchCheckpointIO`` writes through an fsspec transaction whose temporary file lies in the
+  system temp folder; when that is another file system the final "rename" is a copy into the
+  final name, which a crash can cut short.)
+* :func:`load_init_weights` starts a run from another run's weights (``init_from=``), e.g. for
+  large-margin fine-tuning; unlike a resume, optimizer, schedule and counters start afresh.
+* :func:`average_checkpoints` averages the weights of several checkpoints of one run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch import nn
+
+from xvector.atomic import atomic_output
+from xvector.lit_module import CONFIG_KEY
+
+HEAD_PREFIX = "head."
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` that writes to a temporary name beside the target, then renames."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options (got {storage_options!r})")
+        with atomic_output(path, suffix=".tmp") as tmp, open(tmp, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The dict of an xvector training checkpoint (on the CPU).
+
+    Raises:
+        ValueError: naming ``path`` when it is missing, unreadable or not an xvector checkpoint.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: checkpoint does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for corrupt files
+        raise ValueError(f"{path}: cannot read checkpoint ({err})") from err
+    if not isinstance(ckpt, dict) or not ckpt.get(CONFIG_KEY) or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not an xvector training checkpoint (no '{CONFIG_KEY}')")
+    return ckpt
+
+
+def load_init_weights(module: nn.Module, ckpt_path: str | os.PathLike, reset_head: bool = False) -> list[str]:
+    """Copy a checkpoint's weights into ``module`` (a :class:`~xvector.lit_module.SpeakerSystem`), strictly.
+
+    Every parameter and buffer must be present with the same shape on both sides, so a
+    checkpoint of another architecture is refused rather than half-loaded.
+
+    Args:
+        module: the freshly built system.
+        ckpt_path: a training checkpoint.
+        reset_head: keep ``module``'s freshly initialised classification head (``head.*``)
+            instead of the checkpoint's, e.g. to fine-tune on a new set of speakers.
+
+    Returns:
+        The names of the tensors loaded.
+
+    Raises:
+        ValueError: naming the checkpoint and the first mismatching parameter (missing,
+            unexpected, or of another shape); a head of another size points to
+            ``init_reset_head``.
+    """
+    src = read_checkpoint(ckpt_path)["state_dict"]
+    dst = module.state_dict()
+
+    def kept(key: str) -> bool:
+        return not (reset_head and key.startswith(HEAD_PREFIX))
+
+    missing = [k for k in dst if kept(k) and k not in src]
+    unexpected = [k for k in src if kept(k) and k not in dst]
+    if missing or unexpected:
+        raise ValueError(
+            f"{ckpt_path}: its weights are of another architecture than this run's net: "
+            + (f"parameter {missing[0]!r} is missing from the checkpoint" if missing
+               else f"the checkpoint has parameter {unexpected[0]!r}, which this net lacks")
+            + f" ({len(missing)} missing, {len(unexpected)} unexpected)"
+        )
+    for key in (k for k in dst if kept(k)):
+        if src[key].shape != dst[key].shape:
+            hint = (
+                " (a different number of speakers: set init_reset_head=true to train a new head)"
+                if key.startswith(HEAD_PREFIX) else " (a different architecture)"
+            )
+            raise ValueError(
+                f"{ckpt_path}: parameter {key!r} has shape {tuple(src[key].shape)} in the checkpoint "
+                f"but {tuple(dst[key].shape)} in this run's net{hint}"
+            )
+    state = {k: src[k] for k in dst if kept(k)}
+    module.load_state_dict(state, strict=False)
+    return list(state)
+
+
+def last_checkpoints(folder: str | os.PathLike, k: int) -> list[Path]:
+    """The ``k`` latest checkpoints of ``folder`` by stored global step (ties: newest file).
+
+    ``last.ckpt`` usually repeats the latest periodic checkpoint; one file per step is kept.
+
+    Raises:
+        ValueError: naming ``folder`` when it holds fewer than ``k`` distinct steps.
+    """
+    by_step: dict[int, Path] = {}
+    for path in sorted(Path(folder).glob("*.ckpt"), key=lambda p: (p.stat().st_mtime, p.name)):
+        step = int(torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("global_step", -1))
+        by_step.setdefault(step, path)  # the oldest file of a step: a periodic one, not last.ckpt
+    if k < 1 or len(by_step) < k:
+        raise ValueError(f"{folder}: {len(by_step)} checkpoints of distinct steps, cannot take the last {k}")
+    return [by_step[s] for s in sorted(by_step)[-k:]]
+
+
+def average_checkpoints(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -> dict[str, Any]:
+    """Average the weights of ``paths`` into a new checkpoint at ``output`` (written atomically).
+
+    Floating-point tensors are averaged (in float64, stored in their own dtype); integer
+    buffers (e.g. batch-norm counters) come from the last checkpoint. The result carries the
+    last checkpoint's config, so :func:`~xvector.lit_module.load_embedder` and ``init_from=``
+    accept it; it holds no optimizer state and cannot be resumed from.
+
+    Returns:
+        The checkpoint dict that was written.
+
+    Raises:
+        ValueError: when no path is given, or a checkpoint's parameters differ in names or
+            shapes from the first one's (naming both files and the parameter).
+    """
+    if not paths:
+        raise ValueError("average_checkpoints: no checkpoints given")
+    ckpts = [read_checkpoint(p) for p in paths]
+    first = ckpts[0]["state_dict"]
+    for path, ckpt in zip(paths[1:], ckpts[1:]):
+        state = ckpt["state_dict"]
+        if state.keys() != first.keys():
+            diff = sorted(state.keys() ^ first.keys())[0]
+            raise ValueError(f"{path}: parameter {diff!r} is in only one of {paths[0]} and this checkpoint")
+        for key, value in state.items():
+            if value.shape != first[key].shape:
+                raise ValueError(f"{path}: parameter {key!r} has shape {tuple(value.shape)}, "
+                                 f"but {tuple(first[key].shape)} in {paths[0]}")
+    last = ckpts[-1]
+    averaged = {}
+    for key, value in last["state_dict"].items():
+        if value.is_floating_point():
+            total = sum(c["state_dict"][key].double() for c in ckpts)
+            averaged[key] = (total / len(ckpts)).to(value.dtype)
+        else:
+            averaged[key] = value.clone()
+    out = {
+        CONFIG_KEY: last[CONFIG_KEY],
+        "num_classes": last.get("num_classes"),
+        "state_dict": averaged,
+        "epoch": last.get("epoch"),
+        "global_step": last.get("global_step"),
+        "averaged_from": [str(p) for p in paths],
+    }
+    AtomicCheckpointIO().save_checkpoint(out, output)
+    return out
