@@ -90,3 +90,45 @@ def test_atomic_write_leaves_no_temporary(tmp_path):
     with pytest.raises(ValueError, match="whitespace"):
         write_kaldi_map(tmp_path / "m", {"a b": "1"})
     assert (tmp_path / "m").read_text() == "a 1\n"  # the old file survives a failed write
+
+
+def test_non_utf8_line_is_named(tmp_path):
+    path = tmp_path / "utt2spk"
+    path.write_bytes(b"a s1\nb \xff\xfe\n")
+    with pytest.raises(ValueError, match=r"utt2spk:2: not UTF-8 text"):
+        read_kaldi_map(path)
+    path.write_bytes(b"a b target\n\xffc d nontarget\n")
+    with pytest.raises(ValueError, match=r"utt2spk:2: not UTF-8 text"):
+        read_trials(path)
+
+
+def test_crlf_and_unicode_spaces(tmp_path):
+    path = _write(tmp_path / "m", "")
+    path.write_bytes(b"a 1\r\nb 2\r\n")
+    assert read_kaldi_map(path) == {"a": "1", "b": "2"}
+    # Only ASCII whitespace separates fields (as in Kaldi): a no-break space belongs to the value.
+    path.write_bytes("a x\u00a0y\n".encode())
+    assert read_kaldi_map(path) == {"a": "x\u00a0y"}
+
+
+def test_trials_one_class(tmp_path):
+    path = _write(tmp_path / "t", "a b target\na c target\n")
+    assert len(read_trials(path)) == 2  # the default: readable (e.g. to score target trials only)
+    with pytest.raises(ValueError, match=r"t: only target trials \(2\); EER and minDCF need both classes"):
+        read_trials(path, require_both_classes=True)
+    _write(path, "a b nontarget\n")
+    with pytest.raises(ValueError, match=r"t: only nontarget trials \(1\)"):
+        read_trials(path, require_both_classes=True)
+
+
+@pytest.mark.parametrize("value", ["", "x\ny", " x", "x\t"])
+def test_write_refuses_values_that_would_not_read_back(tmp_path, value):
+    with pytest.raises(ValueError, match=r"m: value .* of id 'a' is empty, spans lines or has surrounding"):
+        write_kaldi_map(tmp_path / "m", {"a": value})
+    assert not (tmp_path / "m").exists()
+
+
+def test_write_trials_refuses_bad_ids(tmp_path):
+    with pytest.raises(ValueError, match=r"t: id 'a b' is empty or contains whitespace"):
+        write_trials(tmp_path / "t", [("a b", "c", True)])
+    assert not (tmp_path / "t").exists()

@@ -1,8 +1,11 @@
 """Kaldi data-directory lists: ``wav.scp``, ``utt2spk``, ``spk2utt`` and ``trials``.
 
 Every reader validates as Kaldi's ``validate_data_dir.sh`` does and raises a ``ValueError``
-naming the file and line of the first problem: empty or malformed lines, duplicate ids, ids not
-sorted in C-locale (byte) order, wav files that do not exist, lists that disagree.
+naming the file and line of the first problem: bytes that are not UTF-8, empty or malformed
+lines, duplicate ids, ids not sorted in C-locale (byte) order, wav files that do not exist,
+lists that disagree. Fields are separated by ASCII whitespace (so CRLF files read as LF ones);
+other Unicode spaces belong to the field, as in Kaldi. :mod:`xvector.data.validate` reports
+every problem of a directory instead of stopping at the first.
 Writers sort by id and write atomically (temporary file + rename), so a crash never leaves a
 half-written list under its final name.
 
@@ -17,13 +20,16 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from xvector.atomic import atomic_write_text
 
 TARGET_LABELS = {"target": True, "nontarget": False}
+_ASCII_SPACE = " \t\n\r\f\v"
+_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
 
 
 def _sort_key(key: str) -> bytes:
@@ -31,15 +37,36 @@ def _sort_key(key: str) -> bytes:
     return key.encode("utf-8")
 
 
-def _lines(path: Path) -> Iterable[tuple[int, list[str]]]:
+def split_fields(line: str, maxsplit: int = 0) -> list[str]:
+    """Split a list line on ASCII whitespace only (as Kaldi does), at most ``maxsplit`` times (0: no limit)."""
+    line = line.strip(_ASCII_SPACE)
+    return _WHITESPACE.split(line, maxsplit=maxsplit) if line else []
+
+
+def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of every line of a list file, decoded as UTF-8.
+
+    Raises:
+        ValueError: naming the file when it does not exist, or ``path:line`` for bytes that are
+            not UTF-8.
+    """
+    path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: list file does not exist")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                raise ValueError(f"{path}:{lineno}: empty line")
-            yield lineno, fields
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                yield lineno, raw.decode("utf-8").rstrip("\n")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+    for lineno, line in iter_lines(path):
+        fields = split_fields(line)
+        if not fields:
+            raise ValueError(f"{path}:{lineno}: empty line")
+        yield lineno, fields
 
 
 def read_kaldi_map(path: str | os.PathLike, *, check_sorted: bool = True) -> dict[str, str]:
@@ -54,25 +81,22 @@ def read_kaldi_map(path: str | os.PathLike, *, check_sorted: bool = True) -> dic
     path = Path(path)
     out: dict[str, str] = {}
     prev: str | None = None
-    if not path.is_file():
-        raise ValueError(f"{path}: list file does not exist")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            parts = line.rstrip("\n").strip().split(maxsplit=1)
-            if not parts:
-                raise ValueError(f"{path}:{lineno}: empty line")
-            if len(parts) < 2:
-                raise ValueError(f"{path}:{lineno}: expected '<key> <value>', got {line.strip()!r}")
-            key, value = parts[0], parts[1].strip()
-            if key in out:
-                raise ValueError(f"{path}:{lineno}: duplicate id {key!r}")
-            if check_sorted and prev is not None and _sort_key(key) < _sort_key(prev):
-                raise ValueError(
-                    f"{path}:{lineno}: id {key!r} is not sorted (comes after {prev!r}); "
-                    "sort the file with 'LC_ALL=C sort'"
-                )
-            out[key] = value
-            prev = key
+    for lineno, line in iter_lines(path):
+        parts = split_fields(line, maxsplit=1)
+        if not parts:
+            raise ValueError(f"{path}:{lineno}: empty line")
+        if len(parts) < 2:
+            raise ValueError(f"{path}:{lineno}: expected '<key> <value>', got {line.strip()!r}")
+        key, value = parts
+        if key in out:
+            raise ValueError(f"{path}:{lineno}: duplicate id {key!r}")
+        if check_sorted and prev is not None and _sort_key(key) < _sort_key(prev):
+            raise ValueError(
+                f"{path}:{lineno}: id {key!r} is not sorted (comes after {prev!r}); "
+                "sort the file with 'LC_ALL=C sort'"
+            )
+        out[key] = value
+        prev = key
     return out
 
 
@@ -102,7 +126,7 @@ def read_wav_scp(path: str | os.PathLike, *, check_exists: bool = True) -> dict[
 
 def read_spk2utt(path: str | os.PathLike) -> dict[str, list[str]]:
     """Read ``spk2utt`` (``<spk> <utt1> <utt2> ...``)."""
-    return {spk: utts.split() for spk, utts in read_kaldi_map(path).items()}
+    return {spk: split_fields(utts) for spk, utts in read_kaldi_map(path).items()}
 
 
 def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
@@ -113,14 +137,28 @@ def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
     return {spk: spk2utt[spk] for spk in sorted(spk2utt, key=_sort_key)}
 
 
+def check_id(path: str | os.PathLike, key: str) -> None:
+    """Raise a ValueError naming ``path`` unless ``key`` is a valid Kaldi id (non-empty, no whitespace)."""
+    if not key or any(c.isspace() for c in key):
+        raise ValueError(f"{path}: id {key!r} is empty or contains whitespace")
+
+
 def write_kaldi_map(path: str | os.PathLike, mapping: Mapping[str, str | Sequence[str]]) -> None:
-    """Write ``<key> <value>`` lines sorted by key (C locale); list values are space-joined."""
+    """Write ``<key> <value>`` lines sorted by key (C locale); list values are space-joined.
+
+    Raises:
+        ValueError: naming the file for an id that is empty or holds whitespace, or a value that
+            would not read back as written (empty, a line break, surrounding whitespace).
+    """
     lines = []
     for key in sorted(mapping, key=_sort_key):
         value = mapping[key]
         value = value if isinstance(value, str) else " ".join(value)
-        if not key or any(c.isspace() for c in key):
-            raise ValueError(f"{path}: id {key!r} is empty or contains whitespace")
+        check_id(path, key)
+        if not value or "\n" in value or value != value.strip(_ASCII_SPACE):
+            raise ValueError(
+                f"{path}: value {value!r} of id {key!r} is empty, spans lines or has surrounding whitespace"
+            )
         lines.append(f"{key} {value}\n")
     atomic_write_text(path, "".join(lines))
 
@@ -134,12 +172,17 @@ class Trial:
     target: bool
 
 
-def read_trials(path: str | os.PathLike) -> list[Trial]:
+def read_trials(path: str | os.PathLike, *, require_both_classes: bool = False) -> list[Trial]:
     """Read a Kaldi trial list: ``<enroll> <test> target|nontarget`` per line.
+
+    Args:
+        path: the trial list.
+        require_both_classes: raise unless the list holds target and nontarget trials (as EER
+            and minDCF need); off by default, since a one-class list can still be scored.
 
     Raises:
         ValueError: naming ``path:line`` for a malformed line or an unknown label, or the file
-            when it holds no trials.
+            when it holds no trials (or, with ``require_both_classes``, only one class).
     """
     path = Path(path)
     trials = []
@@ -151,12 +194,21 @@ def read_trials(path: str | os.PathLike) -> list[Trial]:
         trials.append(Trial(fields[0], fields[1], TARGET_LABELS[fields[2]]))
     if not trials:
         raise ValueError(f"{path}: trial list is empty")
+    if require_both_classes:
+        n_target = sum(t.target for t in trials)
+        if n_target in (0, len(trials)):
+            kind = "target" if n_target else "nontarget"
+            raise ValueError(f"{path}: only {kind} trials ({len(trials)}); EER and minDCF need both classes")
     return trials
 
 
 def write_trials(path: str | os.PathLike, trials: Iterable[Trial | tuple[str, str, bool]]) -> None:
-    """Write a trial list in the order given."""
-    lines = [f"{e} {t} {'target' if tgt else 'nontarget'}\n" for e, t, tgt in map(_as_tuple, trials)]
+    """Write a trial list in the order given (ValueError naming the file for an invalid id)."""
+    lines = []
+    for enroll, test, target in map(_as_tuple, trials):
+        check_id(path, enroll)
+        check_id(path, test)
+        lines.append(f"{enroll} {test} {'target' if target else 'nontarget'}\n")
     atomic_write_text(path, "".join(lines))
 
 
