@@ -1,9 +1,25 @@
-"""``xvector-extract``: embed every utterance of a ``wav.scp`` with a trained checkpoint.
+"""``xvector-extract``: embed every utterance of a ``wav.scp`` with a trained model.
 
-    xvector-extract ckpt_path=exp/x/checkpoints/last.ckpt wav_scp=data/test/wav.scp output=exp/x/test.npz
+    xvector-extract model_dir=exp/x/model wav_scp=data/test/wav.scp output=exp/x/test.npz
+    xvector-extract ckpt_path=exp/x/checkpoints/last.ckpt wav_scp=... output=... kaldi_ark=exp/x/test.ark
 
-Whole utterances, no augmentation, no dither (eval mode), batched by length with masks; the
-net is rebuilt from the config saved in the checkpoint. Output is written atomically.
+Whole utterances, no augmentation, no dither (eval mode); the net is rebuilt from the config of
+the model directory or checkpoint. The work is done by :mod:`xvector.extraction`; in short:
+
+* **Batching.** Utterances are sorted by duration (longest first) and cut into batches of at
+  most ``batch_size`` items and ``max_batch_sec`` of padded audio, so padding is small, the
+  front-end's CMN and the stats pooling mask it, and memory is bounded. Recordings longer than
+  ``chunk_sec`` are embedded alone, in chunks, with exact statistics pooling
+  (:func:`xvector.inference.embed_long`).
+* **Resumable.** Each batch's embeddings are appended to ``<output>.partial`` (length- and
+  CRC-framed records, flushed and fsync'ed), so a kill loses at most the batch in flight; a
+  rerun with the same model skips the utterances already there (a torn last record is dropped).
+  The final ``.npz`` (and optional Kaldi ``.ark``/``.scp``) is written atomically, then the
+  partial file removed.
+* **Failures do not stop the run.** Files that cannot be read or are too short for the net, and
+  batches that fail to embed (retried one utterance at a time), are listed with the reason in
+  ``<output>.failed.tsv`` (``utt<TAB>path<TAB>reason``) and counted in the log; the output holds
+  the utterances that succeeded, in ``wav.scp`` order.
 """
 
 from __future__ import annotations
@@ -13,46 +29,61 @@ import time
 from pathlib import Path
 
 import hydra
-import numpy as np
-import torch
 from omegaconf import DictConfig
 
 from xvector import CONFIG_DIR
-from xvector.data.datamodule import utterance_loader
+from xvector.data.lists import read_wav_scp
 from xvector.embeddings import save_embeddings
-from xvector.lit_module import load_embedder
+from xvector.extraction import (  # noqa: F401 - embed_wav_scp is imported from here by scripts
+    FAILED_SUFFIX,
+    PARTIAL_SUFFIX,
+    PartialLog,
+    embed_wav_scp,
+    extract_embeddings,
+    fingerprint,
+    save_kaldi,
+    write_failures,
+)
+from xvector.inference import DEFAULT_CHUNK_SEC
+from xvector.model_dir import load_model_dir
 
 log = logging.getLogger(__name__)
 
 
-@torch.inference_mode()
-def embed_wav_scp(
-    embedder: torch.nn.Module, wav_scp: str | Path, batch_size: int = 16, num_workers: int = 0, sample_rate: int = 16000,
-    device: str = "cpu",
-) -> tuple[list[str], np.ndarray]:
-    """Embeddings ``(N, D)`` of every utterance of ``wav_scp``, in ``wav.scp`` order.
-
-    ``embedder`` is any module ``(wav (B, S), wav_lens (B,)) -> (B, D)``, e.g. an :class:`Embedder`.
-    """
-    loader = utterance_loader(wav_scp, batch_size, num_workers, sample_rate)
-    embedder = embedder.to(device).eval()
-    found: dict[str, np.ndarray] = {}
-    for batch in loader:
-        emb = embedder(batch["wav"].to(device), batch["wav_lens"].to(device))
-        found.update(zip(batch["utts"], emb.float().cpu().numpy()))
-    ids = loader.dataset.utts
-    return ids, np.stack([found[u] for u in ids])
-
-
 def extract(cfg: DictConfig) -> Path:
-    embedder, run_cfg = load_embedder(cfg.ckpt_path)
+    """Run an extraction from the ``extract.yaml`` config; returns the output path."""
+    source = cfg.get("model_dir") or cfg.get("ckpt_path")
+    if not source:
+        raise ValueError("set model_dir=<model directory> (xvector-export) or ckpt_path=<checkpoint>")
+    model = load_model_dir(source)
+    output = Path(cfg.output)
+    rate = model.sample_rate
+    partial = PartialLog(output.with_name(output.name + PARTIAL_SUFFIX), fingerprint(model.embedder, rate))
+    if not cfg.get("resume", True):
+        partial.path.unlink(missing_ok=True)
     start = time.perf_counter()
-    ids, emb = embed_wav_scp(
-        embedder, cfg.wav_scp, cfg.batch_size, cfg.num_workers, run_cfg.data.sample_rate, cfg.device
+    result = extract_embeddings(
+        model.embedder, cfg.wav_scp, rate, cfg.batch_size, cfg.get("max_batch_sec", 800.0), cfg.num_workers,
+        cfg.get("chunk_sec", DEFAULT_CHUNK_SEC), cfg.device, partial, cfg.get("progress", True),
     )
-    save_embeddings(cfg.output, ids, emb)
-    log.info("wrote %d embeddings of dim %d to %s in %.1f s", len(ids), emb.shape[1], cfg.output, time.perf_counter() - start)
-    return Path(cfg.output)
+    failed_path = output.with_name(output.name + FAILED_SUFFIX)
+    if result.failures:
+        write_failures(failed_path, result.failures, read_wav_scp(cfg.wav_scp, check_exists=False))
+    else:
+        failed_path.unlink(missing_ok=True)
+    if not result.ids:
+        raise ValueError(f"{cfg.wav_scp}: no utterance could be embedded; reasons in {failed_path}")
+    save_embeddings(output, result.ids, result.embeddings)
+    if cfg.get("kaldi_ark"):
+        save_kaldi(cfg.kaldi_ark, result.ids, result.embeddings)
+    partial.path.unlink(missing_ok=True)
+    log.info(
+        "wrote %d embeddings of dim %d to %s in %.1f s (%d kept from %s of an interrupted run)", len(result.ids),
+        result.embeddings.shape[1], output, time.perf_counter() - start, result.skipped, partial.path.name,
+    )
+    if result.failures:
+        log.warning("%d utterances failed; reasons in %s", len(result.failures), failed_path)
+    return output
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="extract")
