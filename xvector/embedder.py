@@ -27,5 +27,11 @@ class Embedder(nn.Module):
         self.net = net
 
     def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
-        feats, frame_lens = self.features(wav, wav_lens)  # (B, T, F), (B,)
+        if torch.is_autocast_enabled(wav.device.type):
+            # Mixed precision (e.g. bf16 extraction) is for the net: the front-end's log and
+            # mel matmul stay float32, as in training.
+            with torch.autocast(device_type=wav.device.type, enabled=False):
+                feats, frame_lens = self.features(wav.float(), wav_lens)
+        else:
+            feats, frame_lens = self.features(wav, wav_lens)  # (B, T, F), (B,)
         return self.net(feats.transpose(1, 2), frame_lens)  # (B, F, T) → (B, D)

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig
 
 from xvector import CONFIG_DIR
@@ -49,6 +50,8 @@ from xvector.model_dir import load_model_dir
 
 log = logging.getLogger(__name__)
 
+PRECISIONS = ("32", "bf16")
+
 
 def extract(cfg: DictConfig) -> Path:
     """Run an extraction from the ``extract.yaml`` config; returns the output path."""
@@ -58,14 +61,22 @@ def extract(cfg: DictConfig) -> Path:
     model = load_model_dir(source)
     output = Path(cfg.output)
     rate = model.sample_rate
-    partial = PartialLog(output.with_name(output.name + PARTIAL_SUFFIX), fingerprint(model.embedder, rate))
+    precision = str(cfg.get("precision", "32"))
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {PRECISIONS}")
+    print_ = fingerprint(model.embedder, rate)
+    if precision != "32":  # a resumed run must not mix precisions
+        print_["precision"] = precision
+    partial = PartialLog(output.with_name(output.name + PARTIAL_SUFFIX), print_)
     if not cfg.get("resume", True):
         partial.path.unlink(missing_ok=True)
     start = time.perf_counter()
-    result = extract_embeddings(
-        model.embedder, cfg.wav_scp, rate, cfg.batch_size, cfg.get("max_batch_sec", 800.0), cfg.num_workers,
-        cfg.get("chunk_sec", DEFAULT_CHUNK_SEC), cfg.device, partial, cfg.get("progress", True),
-    )
+    # bf16: the net's convolutions and matmuls in bfloat16 (features and pooling stay float32).
+    with torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        result = extract_embeddings(
+            model.embedder, cfg.wav_scp, rate, cfg.batch_size, cfg.get("max_batch_sec", 800.0), cfg.num_workers,
+            cfg.get("chunk_sec", DEFAULT_CHUNK_SEC), cfg.device, partial, cfg.get("progress", True),
+        )
     failed_path = output.with_name(output.name + FAILED_SUFFIX)
     if result.failures:
         write_failures(failed_path, result.failures, read_wav_scp(cfg.wav_scp, check_exists=False))

@@ -75,6 +75,7 @@ class StatsPooling(nn.Module):
         self.var_floor = var_floor
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        x = x.float()  # statistics in float32 also under bf16/fp16 autocast
         mean, std = weighted_stats(x, uniform_weights(x, lengths), self.var_floor)  # (B, C) each
         return torch.cat([mean, std], dim=-1)  # (B, 2C)
 

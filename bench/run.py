@@ -1,0 +1,362 @@
+#!/usr/bin/env python
+"""The benchmark suite: xvector beside SpeechBrain on the same input, in the same run.
+
+    python -m bench.run                 # all sections -> bench/RESULTS.md
+    python -m bench.run --quick         # fewer repeats and smaller inputs (a smoke run)
+    python -m bench.run --only frontend train
+
+SpeechBrain comes with ``pip install -e '.[bench]'``; without it every peer column says
+"skipped". Sections:
+
+- ``frontend``: features of a (32, 48000) batch (32 × 3 s): Fbank 80, Fbank 24, MFCC 30;
+- ``train``: one training step (forward + loss + backward + Adam) of the x-vector on 32 × 2 s of
+  features (200 frames), 24- and 80-dim, same topology as SpeechBrain's ``Xvector``
+  (512-512-512-512-1500 frame layers, one 512-dim segment layer, 1000 classes), in float32 and
+  under bfloat16 autocast (both sides alike);
+- ``flops``: the achieved GFLOP/s of that step against a measured float32 matmul peak;
+- ``pipeline``: training throughput with the real data loader (files → crops → features →
+  step) against the same step on a batch held in memory;
+- ``extract``: whole-utterance extraction of 10 s utterances at batch 1 and 16, front-end included,
+  float32 and bfloat16 (features in float32 on both sides);
+- ``scoring``: EER + minDCF on 1M trials against ``sklearn.metrics.roc_curve``, and
+  SpeechBrain's ``EER`` at 10k/30k/100k trials (its cost grows as N²).
+
+Set the MALLOC_* variables of ``recipes/synthetic/run.sh`` for both sides alike (the suite runs
+both in one process, so they share whatever is set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import Row, markdown, ms, rate, timed  # noqa: E402
+from xvector.atomic import atomic_write_text  # noqa: E402
+
+SECTIONS = ("frontend", "train", "flops", "pipeline", "extract", "scoring")
+
+
+def speechbrain_available() -> bool:
+    try:
+        import speechbrain  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --- front-end ------------------------------------------------------------------------------
+
+
+def bench_frontend(repeats: int, peer: bool) -> list[Row]:
+    from xvector.features.fbank import Fbank
+    from xvector.features.mfcc import MFCC
+
+    torch.manual_seed(0)
+    wav = 0.1 * torch.randn(32, 48000)
+    lens = torch.full((32,), 48000)
+    audio_sec = 32 * 3.0
+    cases = [
+        ("Fbank 80", lambda: Fbank(num_mel_bins=80), dict(n_mels=80)),
+        ("Fbank 24", lambda: Fbank(num_mel_bins=24), dict(n_mels=24)),
+        ("MFCC 30", lambda: MFCC(num_ceps=30, num_mel_bins=30, high_freq=7600.0), dict(n_mels=30, n_mfcc=30)),
+    ]
+    rows = []
+    for name, ours_fn, sb_kwargs in cases:
+        ours = ours_fn().eval()
+        with torch.inference_mode():
+            t_ours = timed(lambda: ours(wav, lens), repeats)
+            t_peer = None
+            if peer:
+                from speechbrain.lobes.features import MFCC as SBMFCC
+                from speechbrain.lobes.features import Fbank as SBFbank
+
+                if "n_mfcc" in sb_kwargs:
+                    theirs = SBMFCC(deltas=False, context=False, **sb_kwargs).eval()
+                else:
+                    theirs = SBFbank(**sb_kwargs).eval()
+                t_peer = timed(lambda: theirs(wav), repeats)
+        rows.append(Row(f"front-end {name}, (32, 48000) batch", "audio s/s", rate(t_ours, audio_sec),
+                        rate(t_peer, audio_sec) if t_peer else None,
+                        "xvector: Kaldi-compatible (povey window, pre-emphasis, CMN)"))
+    return rows
+
+
+# --- training step --------------------------------------------------------------------------
+
+
+def _our_step(in_dim: int, batch: int = 32, frames: int = 200, classes: int = 1000):
+    from xvector.losses.margin import Softmax
+    from xvector.nets.tdnn import XVector
+
+    torch.manual_seed(0)
+    net = XVector(in_channels=in_dim, segment_dims=[])  # embedding = the one 512-dim segment layer
+    head = Softmax(net.head_in_dim, classes)
+    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=1e-3)
+    feats = torch.randn(batch, in_dim, frames)  # (B, F, T): features are Conv1d channels
+    labels = torch.randint(0, classes, (batch,))
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(head(net(feats), labels), labels).backward()
+        opt.step()
+
+    params = sum(p.numel() for p in net.parameters())
+    return step, params
+
+
+def _peer_step(in_dim: int, batch: int = 32, frames: int = 200, classes: int = 1000):
+    from speechbrain.lobes.models.Xvector import Xvector
+
+    torch.manual_seed(0)
+    net = Xvector(in_channels=in_dim)  # 512-512-512-512-1500, lin_neurons=512
+    head = torch.nn.Linear(512, classes)
+    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=1e-3)
+    feats = torch.randn(batch, frames, in_dim)  # (B, T, F): SpeechBrain's layout
+    labels = torch.randint(0, classes, (batch,))
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(head(net(feats).squeeze(1)), labels).backward()
+        opt.step()
+
+    params = sum(p.numel() for p in net.parameters())
+    return step, params
+
+
+def _bf16(step):
+    def run() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            step()
+    return run
+
+
+def bench_train(repeats: int, peer: bool) -> list[Row]:
+    rows = []
+    for precision in ("fp32", "bf16"):
+        for in_dim in (24, 80):
+            step, n_ours = _our_step(in_dim)
+            step = _bf16(step) if precision == "bf16" else step
+            t_ours = timed(step, repeats, warmup=2)
+            t_peer, note = None, f"net params: xvector {n_ours:,}"
+            if peer:
+                peer_step, n_peer = _peer_step(in_dim)
+                peer_step = _bf16(peer_step) if precision == "bf16" else peer_step
+                t_peer = timed(peer_step, repeats, warmup=2)
+                note += f", SpeechBrain {n_peer:,}"
+            if precision == "bf16":
+                note += "; both under torch.autocast(bfloat16)"
+            rows.append(Row(f"training step, x-vector, {in_dim}-dim, 32 × 2 s, {precision}", "samples/s",
+                            rate(t_ours, 32), rate(t_peer, 32) if t_peer else None, note))
+    return rows
+
+
+def bench_flops(repeats: int) -> list[Row]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step, _ = _our_step(80)
+    step()
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    t_step = timed(step, repeats, warmup=1)
+    n = 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    t_mm = timed(lambda: a @ b, max(repeats, 5), warmup=2)
+    peak = rate(t_mm, 2 * n**3 / 1e9)
+    achieved = rate(t_step, flops / 1e9)
+    return [
+        Row("float32 matmul peak (2048², torch.mm)", "GFLOP/s", peak, note="the machine's dense limit"),
+        Row("training step, x-vector 80-dim, 32 × 2 s", "GFLOP/s", achieved,
+            note=f"{flops / 1e9:.1f} GFLOP per step (FlopCounterMode); {100 * achieved[0] / peak[0]:.0f}% of peak"),
+    ]
+
+
+# --- full pipeline --------------------------------------------------------------------------
+
+
+def _corpus(data: str | None) -> Path:
+    if data:
+        return Path(data)
+    from xvector.data.synthetic import make_corpus
+
+    out = Path(tempfile.mkdtemp(prefix="xvector-bench-")) / "corpus"
+    make_corpus(out, n_train_speakers=64, n_train_utts=8, n_test_speakers=0, n_dev_speakers=0,
+                min_sec=2.0, max_sec=6.0)
+    return out
+
+
+def bench_pipeline(steps: int, data: str | None, num_workers: int) -> list[Row]:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from xvector import CONFIG_DIR
+    from xvector.lit_module import SpeakerSystem
+
+    corpus = _corpus(data)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "experiment=synthetic_xvector_aam", f"paths.data_dir={corpus}", "data.val_dir=null",
+            f"data.num_workers={num_workers}",
+        ])
+    torch.manual_seed(0)
+    dm = instantiate(cfg.data)
+    system = SpeakerSystem(features=instantiate(cfg.features), net=instantiate(cfg.model),
+                           head=instantiate(cfg.head), optimizer=instantiate(cfg.optimizer),
+                           num_classes=dm.num_speakers).train()
+    opt = system.optimizer_factory(system.parameters())
+
+    def step(batch: dict) -> None:
+        opt.zero_grad(set_to_none=True)
+        emb = system.embedder(batch["wav"], batch["wav_lens"])
+        logits = system.head(system.embedder.net.classifier_input(emb), batch["labels"])
+        F.cross_entropy(logits, batch["labels"]).backward()
+        opt.step()
+
+    import time
+
+    loader = dm.train_dataloader()
+    batch_size = cfg.data.batch_size
+    # Full pipeline: the real loader feeding the step; warm-up = the first 2 batches.
+    times, it, start = [], iter(loader), None
+    batch = None
+    done = 0
+    while done < steps + 2:
+        try:
+            batch = next(it)
+        except StopIteration:
+            it = iter(loader)
+            continue
+        step(batch)
+        done += 1
+        now = time.perf_counter()
+        if start is not None:
+            times.append(now - start)
+        start = now if done >= 2 else None
+    times = times[-steps:]
+    full = (float(np.median(times)), min(times), max(times))
+    model_only = timed(lambda: step(batch), steps, warmup=1)
+    r_full, r_model = rate(full, batch_size), rate(model_only, batch_size)
+    return [
+        Row(f"training, full pipeline (loader, {num_workers} worker(s) → fbank 80 → step), "
+            f"{batch_size} × 2 s", "samples/s", r_full,
+            note=f"{100 * r_full[0] / r_model[0]:.0f}% of model-only"),
+        Row(f"training, model only (same step, batch in memory), {batch_size} × 2 s", "samples/s", r_model,
+            note="synthetic_xvector_aam: fbank 80 + half-width x-vector + AAM"),
+    ]
+
+
+# --- extraction -----------------------------------------------------------------------------
+
+
+def bench_extract(repeats: int, peer: bool) -> list[Row]:
+    from xvector.embedder import Embedder
+    from xvector.features.fbank import Fbank
+    from xvector.nets.tdnn import XVector
+
+    torch.manual_seed(0)
+    ours = Embedder(Fbank(num_mel_bins=24), XVector(in_channels=24, segment_dims=[])).eval()
+    if peer:
+        from speechbrain.lobes.features import Fbank as SBFbank
+        from speechbrain.lobes.models.Xvector import Xvector
+
+        sb_fbank, sb_net = SBFbank(n_mels=24).eval(), Xvector(in_channels=24).eval()
+    def sb_embed(wav: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", enabled=False):  # features in float32 on both sides
+            feats = sb_fbank(wav)
+        return sb_net(feats)
+
+    rows = []
+    for precision in ("fp32", "bf16"):
+        for batch in (1, 16):
+            wav = 0.1 * torch.randn(batch, 160000)
+            lens = torch.full((batch,), 160000)
+            audio_sec = 10.0 * batch
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                t_ours = timed(lambda: ours(wav, lens), repeats, warmup=2)
+                t_peer = None
+                if peer:
+                    t_peer = timed(lambda: sb_embed(wav), repeats, warmup=2)
+            rows.append(Row(f"extraction, 10 s utterances, batch {batch}, front-end included (fbank 24), {precision}",
+                            "audio s/s", rate(t_ours, audio_sec), rate(t_peer, audio_sec) if t_peer else None,
+                            "xvector-extract precision=bf16" if precision == "bf16" else ""))
+    return rows
+
+
+# --- scoring --------------------------------------------------------------------------------
+
+
+def bench_scoring(repeats: int, trials: int, peer: bool) -> list[Row]:
+    from sklearn.metrics import roc_curve
+
+    from xvector.metrics import verification_metrics
+
+    rng = np.random.default_rng(0)
+    labels = rng.random(trials) < 0.1
+    scores = np.round(rng.standard_normal(trials) + 2.5 * labels, 4)
+    t_ours = timed(lambda: verification_metrics(scores, labels), repeats)
+    t_sk = timed(lambda: roc_curve(labels, scores, drop_intermediate=False), repeats)
+    rows = [
+        Row(f"EER + minDCF (3 priors), {trials:,} trials", "ms", ms(t_ours),
+            note=f"sklearn roc_curve alone: {ms(t_sk)[0]:.0f} ms ({t_sk[0] / t_ours[0]:.2f}x ours)"),
+    ]
+    if peer:
+        from speechbrain.utils.metric_stats import EER as sb_eer
+
+        from xvector.metrics import compute_eer
+
+        s = torch.from_numpy(scores)
+        for k in (10_000, 30_000, 100_000):
+            lab = labels[:k]
+            t_e = timed(lambda: compute_eer(scores[:k], lab), repeats)
+            # SpeechBrain's EER loops over thresholds (O(N²)): one timed run at 100k (~2 min).
+            slow = k >= 100_000
+            t_p = timed(lambda: sb_eer(s[:k][lab], s[:k][~lab]), 1 if slow else max(1, repeats // 2), warmup=0 if slow else 1)
+            rows.append(Row(f"EER, {k:,} trials", "ms", ms(t_e), ms(t_p)))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--quick", action="store_true", help="few repeats, small inputs")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per figure")
+    parser.add_argument("--data", help="a corpus root with train/ (default: a small synthetic one)")
+    parser.add_argument("--num-workers", type=int, default=1)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (2 if args.quick else 7)
+    peer = speechbrain_available()
+    print(f"SpeechBrain {'found' if peer else 'not installed: peer figures skipped'}", flush=True)
+    rows: list[Row] = []
+    runners = {
+        "frontend": lambda: bench_frontend(repeats, peer),
+        "train": lambda: bench_train(repeats, peer),
+        "flops": lambda: bench_flops(repeats),
+        "pipeline": lambda: bench_pipeline(4 if args.quick else 20, args.data, args.num_workers),
+        "extract": lambda: bench_extract(repeats, peer),
+        "scoring": lambda: bench_scoring(repeats, 100_000 if args.quick else 1_000_000, peer),
+    }
+    for name in args.only:
+        section = runners[name]()
+        for r in section:
+            ratio = "" if r.ratio is None else f"  ratio {r.ratio:.2f}x"
+            peer_txt = "" if r.peer is None else f"  SpeechBrain {r.peer[0]:.3g}"
+            print(f"[{name}] {r.figure}: {r.ours[0]:.3g} {r.unit}{peer_txt}{ratio}", flush=True)
+        rows += section
+    command = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    notes = [] if peer else ["SpeechBrain is not installed (`pip install -e '.[bench]'`): peer figures skipped."]
+    atomic_write_text(args.out, markdown("Benchmarks: xvector beside SpeechBrain", command.strip(), rows, notes))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
