@@ -123,3 +123,34 @@ def test_datamodule_sampler_choice(tmp_path, noise_dir):
     assert isinstance(plain.train_dataloader().sampler, RandomSampler)  # the original sampling
     seeded = SpeakerDataModule(train_dir=str(root), chunk_sec=0.25, batch_size=4, num_workers=0, seed=0)
     assert isinstance(seeded.train_dataloader().sampler, EpochSampler)
+
+
+def test_resample_option_reads_other_rates_as_the_configured_one(tmp_path):
+    # 0.5 s of a 440 Hz tone at 8 kHz, cropped to 0.25 s at 16 kHz.
+    t = np.arange(4000) / 8000
+    sf.write(tmp_path / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 8000)
+    wavs = {"u": tmp_path / "a.wav"}
+    with pytest.raises(ValueError, match=r"a.wav: utterance 'u' has sample rate 8000 Hz.*data.resample=true"):
+        CropDataset(wavs, {"u": "s"}, {"s": 0}, chunk_sec=0.25)
+    ds = CropDataset(wavs, {"u": "s"}, {"s": 0}, chunk_sec=0.25, resample=True)
+    assert ds.num_samples == [8000]
+    crop = ds[0]["wav"].numpy()
+    assert crop.shape == (4000,)
+    # Still a 440 Hz tone, now sampled at 16 kHz: its spectrum peaks at bin 440 / (16000 / 4000).
+    assert np.argmax(np.abs(np.fft.rfft(crop * np.hanning(len(crop))))) == round(440 / 4)
+    whole = UtteranceDataset(wavs, 16000, resample=True)
+    assert whole.lengths == [8000] and whole[0]["wav"].shape == (8000,)
+
+
+def test_multichannel_option_downmixes_keeps_first_or_refuses(tmp_path):
+    stereo = np.stack([np.full(1600, 0.2), np.full(1600, 0.4)], axis=1).astype(np.float32)
+    sf.write(tmp_path / "st.wav", stereo, 16000)
+    wavs, utt2spk = {"u": tmp_path / "st.wav"}, {"u": "s"}
+    mean = CropDataset(wavs, utt2spk, {"s": 0}, chunk_sec=0.05)[0]["wav"]
+    first = CropDataset(wavs, utt2spk, {"s": 0}, chunk_sec=0.05, multichannel="first")[0]["wav"]
+    np.testing.assert_allclose(mean.numpy(), 0.3, atol=1e-4)
+    np.testing.assert_allclose(first.numpy(), 0.2, atol=1e-4)
+    with pytest.raises(ValueError, match=r"st.wav: 2 channels, expected mono"):
+        CropDataset(wavs, utt2spk, {"s": 0}, chunk_sec=0.05, multichannel="error")[0]
+    with pytest.raises(ValueError, match=r"st.wav: 2 channels, expected mono"):
+        UtteranceDataset(wavs, 16000, multichannel="error")[0]

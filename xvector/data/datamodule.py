@@ -15,9 +15,10 @@ from xvector.data.lists import DataDir, load_data_dir, read_wav_scp
 from xvector.data.shards import ShardStream, rank_and_world_size, read_manifest
 
 
-def utterance_loader(wav_scp: str | Path, batch_size: int, num_workers: int = 0, sample_rate: int = 16000) -> DataLoader:
+def utterance_loader(wav_scp: str | Path, batch_size: int, num_workers: int = 0, sample_rate: int = 16000,
+                     resample: bool = False, multichannel: str = "mean") -> DataLoader:
     """Whole-utterance loader over a ``wav.scp``, batched by length (for validation and extraction)."""
-    dataset = UtteranceDataset(read_wav_scp(wav_scp), sample_rate)
+    dataset = UtteranceDataset(read_wav_scp(wav_scp), sample_rate, resample, multichannel)
     return DataLoader(
         dataset,
         batch_sampler=LengthSortedBatchSampler(dataset.lengths, batch_size),
@@ -48,6 +49,8 @@ class SpeakerDataModule(L.LightningDataModule):
         train_shards: a shard folder (:mod:`xvector.data.shards`) to stream instead of ``train_dir``.
         shuffle_buffer: utterances in the streaming shuffle buffer.
         shuffle: shuffle training items (off only for tests and debugging).
+        resample: resample files at another rate (False: such a file is an error naming it).
+        multichannel: ``"mean"`` downmixes, ``"first"`` keeps channel 0, ``"error"`` refuses.
     """
 
     def __init__(
@@ -65,6 +68,8 @@ class SpeakerDataModule(L.LightningDataModule):
         train_shards: str | None = None,
         shuffle_buffer: int = 1000,
         shuffle: bool = True,
+        resample: bool = False,
+        multichannel: str = "mean",
     ) -> None:
         super().__init__()
         if (train_dir is None) == (train_shards is None):
@@ -78,6 +83,7 @@ class SpeakerDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.sample_rate = sample_rate
         self.seed, self.augment, self.speeds = seed, augment, tuple(speeds)
+        self.resample, self.multichannel = resample, multichannel
         self.shuffle_buffer, self.shuffle = shuffle_buffer, shuffle
 
     @cached_property
@@ -116,7 +122,7 @@ class SpeakerDataModule(L.LightningDataModule):
             return DataLoader(stream, **loader)
         data = self.train_data
         dataset = CropDataset(data.wavs, data.utt2spk, self.spk2idx, self.chunk_sec, self.sample_rate,
-                              self.seed, self.augment, self.speeds)
+                              self.seed, self.augment, self.speeds, self.resample, self.multichannel)
         if len(dataset) < self.batch_size:
             raise ValueError(f"{self.train_dir}: {len(dataset)} utterances, fewer than batch_size={self.batch_size}")
         if self.seed is None:  # the original sampling: torch's RNG shuffles
@@ -126,5 +132,6 @@ class SpeakerDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dir is None:
             return []
-        return utterance_loader(self.val_dir / "wav.scp", self.val_batch_size, self.num_workers, self.sample_rate)
+        return utterance_loader(self.val_dir / "wav.scp", self.val_batch_size, self.num_workers, self.sample_rate,
+                                self.resample, self.multichannel)
 

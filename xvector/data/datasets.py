@@ -106,6 +106,10 @@ class CropDataset(Dataset):
         seed: per-item RNG seed (crops, speeds, augmentation), or None for torch's RNG.
         augment: transform of each crop, ``(wav (S,), rng) -> (S,)``, or None.
         speeds: speed-perturbation factors; each factor adds ``len(spk2idx)`` classes.
+        resample: read files at another rate by resampling (crops are cut at the file's rate
+            and resampled to ``chunk_sec`` at ``sample_rate``); False makes such a file an error.
+        multichannel: ``"mean"`` (downmix), ``"first"`` or ``"error"``
+            (:func:`~xvector.data.audio.load_audio`).
     """
 
     def __init__(
@@ -118,6 +122,8 @@ class CropDataset(Dataset):
         seed: int | None = None,
         augment: Callable | None = None,
         speeds: Sequence[float] = (1.0,),
+        resample: bool = False,
+        multichannel: str = "mean",
     ) -> None:
         self.utts = list(wavs)
         self.paths = [wavs[u] for u in self.utts]
@@ -125,38 +131,55 @@ class CropDataset(Dataset):
         self.crops = CropMaker(chunk_sec, sample_rate, len(spk2idx), seed, augment, speeds)
         self.chunk = self.crops.chunk
         self.sample_rate = sample_rate
-        self.num_samples = []
+        self.resample, self.multichannel = resample, multichannel
+        self.num_samples: list[int] = []  # at sample_rate
+        self.file_rates: list[int] = []
         for utt, path in zip(self.utts, self.paths):
             n, sr = audio_info(path)
-            if sr != sample_rate:
-                raise ValueError(f"{path}: utterance {utt!r} has sample rate {sr} Hz, expected {sample_rate} Hz")
+            if sr != sample_rate and not resample:
+                raise ValueError(
+                    f"{path}: utterance {utt!r} has sample rate {sr} Hz, expected {sample_rate} Hz "
+                    "(data.resample=true converts)"
+                )
             if n == 0:
                 raise ValueError(f"{path}: utterance {utt!r} is empty")
-            self.num_samples.append(n)
+            self.num_samples.append(math.ceil(n * sample_rate / sr))
+            self.file_rates.append(sr)
 
     def __len__(self) -> int:
         return len(self.utts)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         epoch, index = key if isinstance(key, tuple) else (None, key)
-        path = self.paths[index]
-        wav, label = self.crops(lambda start, num: load_audio(path, self.sample_rate, start, num),
-                                self.num_samples[index], self.labels[index], index, epoch)
+        path, rate = self.paths[index], self.file_rates[index]
+
+        def read(start: int, num: int) -> np.ndarray:  # start, num at self.sample_rate
+            if rate == self.sample_rate:
+                return load_audio(path, rate, start, num, multichannel=self.multichannel)
+            wav = load_audio(path, self.sample_rate, start * rate // self.sample_rate,
+                             math.ceil(num * rate / self.sample_rate), resample=True,
+                             multichannel=self.multichannel)
+            return wav[:num]
+
+        wav, label = self.crops(read, self.num_samples[index], self.labels[index], index, epoch)
         return {"wav": wav, "utt": self.utts[index], "label": label}
 
 
 class UtteranceDataset(Dataset):
-    """Whole utterances, for validation and extraction. ``lengths`` holds samples per item."""
+    """Whole utterances, for validation and extraction. ``lengths`` holds samples per item
+    (at ``sample_rate``); ``resample`` and ``multichannel`` as in :class:`CropDataset`."""
 
-    def __init__(self, wavs: Mapping[str, Path], sample_rate: int = 16000) -> None:
+    def __init__(self, wavs: Mapping[str, Path], sample_rate: int = 16000, resample: bool = False,
+                 multichannel: str = "mean") -> None:
         self.utts = list(wavs)
         self.paths = [wavs[u] for u in self.utts]
         self.sample_rate = sample_rate
-        self.lengths = [audio_info(p)[0] for p in self.paths]
+        self.resample, self.multichannel = resample, multichannel
+        self.lengths = [math.ceil(n * sample_rate / sr) for n, sr in map(audio_info, self.paths)]
 
     def __len__(self) -> int:
         return len(self.utts)
 
     def __getitem__(self, index: int) -> dict:
-        wav = load_audio(self.paths[index], self.sample_rate)
+        wav = load_audio(self.paths[index], self.sample_rate, resample=self.resample, multichannel=self.multichannel)
         return {"wav": torch.from_numpy(wav), "utt": self.utts[index]}
