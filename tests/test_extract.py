@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 import pytest
 from omegaconf import OmegaConf
 
@@ -177,6 +178,34 @@ def test_failures_are_reported_and_the_run_goes_on(tiny_model, tmp_path, caplog)
     assert "cannot read audio header" in report[0] and "nope.wav" in report[1]
     assert "shorter than the 2640 samples" in report[2]
     assert "3 utterances failed" in caplog.text
+
+
+def test_short_utterances_padded_on_request(tiny_model, tmp_path, caplog):
+    from xvector.extraction import pad_short
+
+    # pad_short: wraps a short row to the minimum, leaves long rows alone.
+    batch = {"wav": torch.tensor([[1.0, 2.0, 3.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0]]),
+             "wav_lens": torch.tensor([3, 5])}
+    padded, n = pad_short(batch, 4)
+    assert n == 1 and padded["wav_lens"].tolist() == [4, 5]
+    assert padded["wav"].tolist() == [[1.0, 2.0, 3.0, 1.0, 0.0], [1.0] * 5]
+    padded, n = pad_short(batch, 7)  # both short; the batch widens to the minimum
+    assert n == 2 and padded["wav_lens"].tolist() == [7, 7]
+    assert padded["wav"].tolist() == [[1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0], [1.0] * 7]
+
+    root = write_noise_dir(tmp_path / "data", {"s1": 2}, seconds=1.0)
+    sf.write(root / "wav" / "short.wav", 0.1 * np.random.default_rng(0).standard_normal(1000).astype(np.float32), 16000)
+    lines = (root / "wav.scp").read_text().splitlines() + [f"x-short {root / 'wav' / 'short.wav'}"]
+    (root / "wav.scp").write_text("\n".join(sorted(lines)) + "\n")
+    out = tmp_path / "p.npz"
+    with caplog.at_level("WARNING", logger="xvector.extract"):
+        extract(_cfg(tiny_model, root / "wav.scp", out, short_utterances="pad"))
+    ids, emb = load_embeddings(out)
+    assert ids == ["s1-u00", "s1-u01", "x-short"] and np.isfinite(emb).all()
+    assert not (tmp_path / "p.npz.failed.tsv").exists()
+    assert "1 utterances shorter than the net's minimum were repeated" in caplog.text
+    with pytest.raises(ValueError, match="short_utterances='trim'"):
+        extract(_cfg(tiny_model, root / "wav.scp", tmp_path / "q.npz", short_utterances="trim"))
 
 
 def test_long_recording_is_chunked_exactly(tiny_model, tmp_path):

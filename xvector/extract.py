@@ -76,6 +76,7 @@ def extract(cfg: DictConfig) -> Path:
         result = extract_embeddings(
             model.embedder, cfg.wav_scp, rate, cfg.batch_size, cfg.get("max_batch_sec", 800.0), cfg.num_workers,
             cfg.get("chunk_sec", DEFAULT_CHUNK_SEC), cfg.device, partial, cfg.get("progress", True),
+            cfg.get("short_utterances", "skip"),
         )
     failed_path = output.with_name(output.name + FAILED_SUFFIX)
     if result.failures:
@@ -92,6 +93,8 @@ def extract(cfg: DictConfig) -> Path:
         "wrote %d embeddings of dim %d to %s in %.1f s (%d kept from %s of an interrupted run)", len(result.ids),
         result.embeddings.shape[1], output, time.perf_counter() - start, result.skipped, partial.path.name,
     )
+    if result.padded:
+        log.warning("%d utterances shorter than the net's minimum were repeated to reach it", result.padded)
     if result.failures:
         log.warning("%d utterances failed; reasons in %s", len(result.failures), failed_path)
     return output

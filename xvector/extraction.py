@@ -38,7 +38,7 @@ from xvector.atomic import atomic_output, atomic_write_text
 from xvector.data.audio import audio_info
 from xvector.data.collate import collate_waveforms
 from xvector.data.lists import read_wav_scp
-from xvector.inference import DEFAULT_CHUNK_SEC, embed_batch, embed_long, read_audio, sample_rate_of
+from xvector.inference import DEFAULT_CHUNK_SEC, embed_batch, embed_long, min_samples, read_audio, sample_rate_of
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,22 @@ class Extraction:
     embeddings: np.ndarray
     failures: dict[str, str] = field(default_factory=dict)
     skipped: int = 0
+    padded: int = 0  # utterances shorter than the net's minimum, repeated to reach it
+
+
+def pad_short(batch: dict, need: int) -> tuple[dict, int]:
+    """Repeat (wrap) every utterance shorter than ``need`` samples up to ``need``, as training
+    crops do; returns the new batch and how many utterances were padded."""
+    lens = batch["wav_lens"]
+    short = lens < need
+    if not bool(short.any()):
+        return batch, 0
+    width = max(batch["wav"].shape[1], need)
+    wav = torch.nn.functional.pad(batch["wav"], (0, width - batch["wav"].shape[1]))  # (B, width)
+    for i in torch.nonzero(short).flatten().tolist():
+        n = int(lens[i])
+        wav[i, :need] = batch["wav"][i, :n].repeat(-(-need // n))[:need]
+    return {**batch, "wav": wav, "wav_lens": torch.where(short, torch.full_like(lens, need), lens)}, int(short.sum())
 
 
 def _embed_items(embedder: torch.nn.Module, batch: dict, chunk_sec: float, device: str) -> tuple[list, list, dict]:
@@ -265,6 +281,7 @@ def extract_embeddings(
     device: str = "cpu",
     partial: PartialLog | None = None,
     progress: bool = False,
+    short_utterances: str = "skip",
 ) -> Extraction:
     """Embed every utterance of ``wav_scp``; failures are collected, not raised.
 
@@ -279,10 +296,17 @@ def extract_embeddings(
         device: torch device of the embedder.
         partial: a :class:`PartialLog` to resume from and append to (None: in memory only).
         progress: show a tqdm progress bar over utterances.
+        short_utterances: ``"skip"``: an utterance shorter than the net's minimum is a failure
+            (listed, not embedded); ``"pad"``: it is repeated up to the minimum and embedded
+            (counted in ``Extraction.padded``).
 
     Returns:
         An :class:`Extraction` with the embedded utterances in ``wav.scp`` order.
     """
+    if short_utterances not in ("skip", "pad"):
+        raise ValueError(f"short_utterances={short_utterances!r}: expected 'skip' or 'pad'")
+    need = min_samples(embedder) if short_utterances == "pad" else 0
+    padded = 0
     dataset = SafeUtterances(read_wav_scp(wav_scp, check_exists=False), sample_rate)
     done = partial.read() if partial is not None else {}
     failures = dict(dataset.errors)
@@ -302,7 +326,11 @@ def extract_embeddings(
         for item in loader:
             failures.update(item["failed"])
             if item["batch"] is not None:
-                ids, embs, failed = _embed_items(embedder, item["batch"], chunk_sec, device)
+                batch = item["batch"]
+                if need:
+                    batch, n_padded = pad_short(batch, need)
+                    padded += n_padded
+                ids, embs, failed = _embed_items(embedder, batch, chunk_sec, device)
                 failures.update(failed)
                 if ids:
                     if partial is not None:
@@ -320,7 +348,7 @@ def extract_embeddings(
     dim = len(next(iter(done.values()))) if done else 0
     emb = np.stack([done[u] for u in ids]) if ids else np.zeros((0, dim), dtype=np.float32)
     skipped = len(dataset) - len(todo) - len(dataset.errors)
-    return Extraction(ids, emb.astype(np.float32), failures, skipped)
+    return Extraction(ids, emb.astype(np.float32), failures, skipped, padded)
 
 
 def embed_wav_scp(
