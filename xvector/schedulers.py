@@ -33,6 +33,25 @@ def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_frac: float = 0
     return LambdaLR(optimizer, factor)
 
 
-def exponential_decay(optimizer: Optimizer, total_steps: int, final_lr_frac: float = 0.01) -> LambdaLR:
-    """Exponential decay from the initial rate to ``final_lr_frac`` of it over the run (WeSpeaker)."""
-    return LambdaLR(optimizer, lambda step: final_lr_frac ** min(1.0, step / max(1, total_steps)))
+def exponential_decay(
+    optimizer: Optimizer, total_steps: int, final_lr_frac: float = 0.01, warmup_frac: float = 0.0
+) -> LambdaLR:
+    """Optional linear warm-up over ``warmup_frac`` of the steps, then exponential decay from
+    the initial rate to ``final_lr_frac`` of it at the last step (WeSpeaker's ExponentialDecrease
+    with ``warm_up_epoch``; 6 of 150 epochs there is ``warmup_frac=0.04``).
+
+    Example:
+        >>> import torch
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        >>> s = exponential_decay(opt, total_steps=110, final_lr_frac=0.01, warmup_frac=10 / 110)
+        >>> [round(s.lr_lambdas[0](t), 3) for t in (0, 9, 10, 60, 110)]
+        [0.1, 1.0, 1.0, 0.1, 0.01]
+    """
+    warmup = int(round(warmup_frac * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return final_lr_frac ** min(1.0, (step - warmup) / max(1, total_steps - warmup))
+
+    return LambdaLR(optimizer, factor)
