@@ -321,7 +321,8 @@ def extract_embeddings(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), unit="utt", desc="extract", dynamic_ncols=True)
+        # disable=None: no bar when stderr is not a terminal (logs stay readable)
+        bar = tqdm(total=len(todo), unit="utt", desc="extract", dynamic_ncols=True, disable=None)
     try:
         for item in loader:
             failures.update(item["failed"])
