@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from xvector.nets.pooling import AttentiveStatsPooling, length_mask
+from xvector.nets.tdnn import segment_layers
 
 
 class ConvReluBN(nn.Module):
@@ -165,16 +166,8 @@ class ECAPATDNN(nn.Module):
         self.pool_norm = nn.BatchNorm1d(pooled)
         self.embedding = nn.Linear(pooled, embed_dim)
         self.embed_norm = nn.BatchNorm1d(embed_dim)
-        post: list[nn.Module] = []
-        prev = embed_dim
-        for dim in segment_dims:
-            post += [nn.ReLU(), nn.BatchNorm1d(prev), nn.Linear(prev, dim)]
-            prev = dim
-        if segment_dims:
-            post += [nn.ReLU(), nn.BatchNorm1d(prev)]
-        self.segment_layers = nn.Sequential(*post)
+        self.segment_layers, self.head_in_dim = segment_layers(embed_dim, segment_dims)
         self.embed_dim = embed_dim
-        self.head_in_dim = prev
         self.min_frames = 1  # "same" padding keeps every frame
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

@@ -46,6 +46,22 @@ class TDNNLayer(nn.Module):
         return self.norm(self.activation(self.conv(x)))
 
 
+def segment_layers(embed_dim: int, segment_dims: Sequence[int]) -> tuple[nn.Sequential, int]:
+    """ReLU-BN-affine layers after the embedding (Kaldi's segment layers), ending in ReLU-BN.
+
+    Returns:
+        The layers, ``(B, embed_dim) → (B, head_in_dim)`` (empty for ``()``), and ``head_in_dim``.
+    """
+    post: list[nn.Module] = []
+    prev = embed_dim
+    for dim in segment_dims:
+        post += [nn.ReLU(), nn.BatchNorm1d(prev), nn.Linear(prev, dim)]
+        prev = dim
+    if segment_dims:
+        post += [nn.ReLU(), nn.BatchNorm1d(prev)]
+    return nn.Sequential(*post), prev
+
+
 class XVector(nn.Module):
     """x-vector extractor: TDNN frame layers, statistics pooling, segment layers.
 
@@ -86,16 +102,8 @@ class XVector(nn.Module):
         self.context = sum(layer.context for layer in self.frame_layers)
         self.pooling = StatsPooling() if pooling is None else pooling(in_channels=channels[-1])
         self.embedding = nn.Linear(self.pooling.out_dim(channels[-1]), embed_dim)
-        post: list[nn.Module] = []
-        prev = embed_dim
-        for dim in segment_dims:
-            post += [nn.ReLU(), nn.BatchNorm1d(prev), nn.Linear(prev, dim)]
-            prev = dim
-        if segment_dims:
-            post += [nn.ReLU(), nn.BatchNorm1d(prev)]
-        self.segment_layers = nn.Sequential(*post)
+        self.segment_layers, self.head_in_dim = segment_layers(embed_dim, segment_dims)
         self.embed_dim = embed_dim
-        self.head_in_dim = prev
 
     @property
     def min_frames(self) -> int:
@@ -104,7 +112,7 @@ class XVector(nn.Module):
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if feats.shape[-1] < self.min_frames:
-            raise ValueError(f"XVector needs at least {self.min_frames} frames, got {feats.shape[-1]}")
+            raise ValueError(f"{type(self).__name__} needs at least {self.min_frames} frames, got {feats.shape[-1]}")
         x = self.frame_layers(feats)  # (B, C, T - context)
         out_lens = None if lengths is None else (lengths - self.context).clamp_min(1)
         return self.embedding(self.pooling(x, out_lens))  # (B, embed_dim)
