@@ -17,7 +17,8 @@ SpeechBrain comes with ``pip install -e '.[bench]'``; without it every peer colu
 - ``pipeline``: training throughput with the real data loader (files → crops → features →
   step) against the same step on a batch held in memory;
 - ``extract``: whole-utterance extraction of 10 s utterances at batch 1 and 16, front-end included,
-  float32 and bfloat16 (features in float32 on both sides);
+  as ``xvector-extract`` runs it: float32 (BatchNorms folded), bfloat16 and int8 frame layers
+  (features in float32 on both sides; SpeechBrain in float32 and bfloat16);
 - ``scoring``: EER + minDCF on 1M trials against ``sklearn.metrics.roc_curve``, and
   SpeechBrain's ``EER`` at 10k/30k/100k trials (its cost grows as N²).
 
@@ -258,36 +259,57 @@ def bench_pipeline(steps: int, data: str | None, num_workers: int) -> list[Row]:
 
 
 def bench_extract(repeats: int, peer: bool) -> list[Row]:
-    from xvector.embedder import Embedder
+    """Extraction as ``xvector-extract`` runs it (BatchNorms folded; bf16 autocast or int8 frame
+    layers by ``precision``), beside SpeechBrain in float32 and under bf16 autocast, and the
+    trained net unfolded (the fold's gain)."""
+    from xvector.embedder import Embedder, for_inference
     from xvector.features.fbank import Fbank
     from xvector.nets.tdnn import XVector
 
     torch.manual_seed(0)
-    ours = Embedder(Fbank(num_mel_bins=24), XVector(in_channels=24, segment_dims=[])).eval()
+    trained = Embedder(Fbank(num_mel_bins=24), XVector(in_channels=24, segment_dims=[])).eval()
+    for m in trained.modules():  # BatchNorm statistics as after training (speed does not depend on them)
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(0.0, 1.0)
+            m.running_var.uniform_(0.5, 2.0)
+    ours = {"fp32": for_inference(trained), "bf16": for_inference(trained), "int8": for_inference(trained, "int8")}
     if peer:
         from speechbrain.lobes.features import Fbank as SBFbank
         from speechbrain.lobes.models.Xvector import Xvector
 
         sb_fbank, sb_net = SBFbank(n_mels=24).eval(), Xvector(in_channels=24).eval()
+
     def sb_embed(wav: torch.Tensor) -> torch.Tensor:
         with torch.autocast("cpu", enabled=False):  # features in float32 on both sides
             feats = sb_fbank(wav)
         return sb_net(feats)
 
+    def run(fn, wav, bf16: bool):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return timed(lambda: fn(wav), repeats, warmup=2)
+
     rows = []
-    for precision in ("fp32", "bf16"):
-        for batch in (1, 16):
-            wav = 0.1 * torch.randn(batch, 160000)
-            lens = torch.full((batch,), 160000)
-            audio_sec = 10.0 * batch
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                t_ours = timed(lambda: ours(wav, lens), repeats, warmup=2)
-                t_peer = None
-                if peer:
-                    t_peer = timed(lambda: sb_embed(wav), repeats, warmup=2)
-            rows.append(Row(f"extraction, 10 s utterances, batch {batch}, front-end included (fbank 24), {precision}",
-                            "audio s/s", rate(t_ours, audio_sec), rate(t_peer, audio_sec) if t_peer else None,
-                            "xvector-extract precision=bf16" if precision == "bf16" else ""))
+    for batch in (1, 16):
+        wav = 0.1 * torch.randn(batch, 160000)
+        lens = torch.full((batch,), 160000)
+        audio_sec = 10.0 * batch
+        what = f"extraction, 10 s utterances, batch {batch}, front-end included (fbank 24)"
+        t_peer = {p: run(sb_embed, wav, p == "bf16") if peer else None for p in ("fp32", "bf16")}
+        t_unfolded = run(lambda w: trained(w, lens), wav, False)
+        t = {p: run(lambda w, e=e: e(w, lens), wav, p == "bf16") for p, e in ours.items()}
+        peer_rate = {p: rate(v, audio_sec) if v else None for p, v in t_peer.items()}
+        fold_gain = t_unfolded[0] / t["fp32"][0]
+        rows += [
+            Row(f"{what}, fp32", "audio s/s", rate(t["fp32"], audio_sec), peer_rate["fp32"],
+                f"xvector-extract default: BatchNorm folded ({fold_gain:.2f}x the unfolded net's "
+                f"{rate(t_unfolded, audio_sec)[0]:.0f})"),
+            Row(f"{what}, bf16", "audio s/s", rate(t["bf16"], audio_sec), peer_rate["bf16"],
+                "xvector-extract precision=bf16; SpeechBrain under the same autocast"),
+        ]
+        int8_note = "xvector-extract precision=int8 against SpeechBrain fp32 (it has no int8 path)"
+        if peer:
+            int8_note += f"; {t_peer['bf16'][0] / t['int8'][0]:.2f}x SpeechBrain bf16"
+        rows.append(Row(f"{what}, int8", "audio s/s", rate(t["int8"], audio_sec), peer_rate["fp32"], int8_note))
     return rows
 
 

@@ -268,3 +268,28 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
     ids_clean, clean = load_embeddings(tmp_path / "clean.npz")
     assert ids == ids_clean and len(ids) == 60
     np.testing.assert_allclose(emb, clean, rtol=0, atol=1e-6)
+
+
+def test_precisions_agree_with_the_trained_net(tiny_model, noise_scp, tmp_path):
+    """Extraction folds BatchNorms (fp32: the checkpoint's net up to rounding); int8 and bf16 stay close."""
+    from xvector.extract import PRECISIONS
+    from xvector.inference import read_audio
+    from xvector.model_dir import load_model_dir
+
+    trained = load_model_dir(tiny_model).embedder  # unfolded, as trained
+    outs = {}
+    for precision in PRECISIONS:
+        extract(_cfg(tiny_model, noise_scp, tmp_path / f"{precision}.npz", precision=precision))
+        outs[precision] = load_embeddings(tmp_path / f"{precision}.npz")
+    ids, fp32 = outs["32"]
+    first = next(line.split()[1] for line in open(noise_scp))
+    with torch.inference_mode():
+        wav = read_audio(first, 16000)
+        ref = trained(wav[None], torch.tensor([wav.shape[0]]))[0].numpy()
+    np.testing.assert_allclose(fp32[0], ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+    for precision in ("bf16", "int8"):
+        assert outs[precision][0] == ids
+        emb = outs[precision][1]
+        cos = (emb * fp32).sum(1) / np.linalg.norm(emb, axis=1) / np.linalg.norm(fp32, axis=1)
+        assert cos.min() > 0.995, (precision, cos.min())
+        assert not np.array_equal(emb, fp32)

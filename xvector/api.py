@@ -38,6 +38,7 @@ from typing import Union
 import numpy as np
 import torch
 
+from xvector.embedder import for_inference
 from xvector.inference import DEFAULT_CHUNK_SEC, embed_batch, embed_long, read_audio, resample, to_mono
 from xvector.model_dir import ModelDir, load_model_dir
 from xvector.scoring.cosine import cosine_scores
@@ -84,11 +85,15 @@ class SpeakerModel:
         chunk_sec: recordings longer than this are embedded in chunks with exact statistics
             pooling (:func:`xvector.inference.embed_long`).
         batch_size: waveforms per forward pass when embedding a list.
+        precision: ``"32"`` (float32, BatchNorms folded: the trained net up to rounding) or
+            ``"int8"`` (int8 frame layers, TDNN x-vectors only; see :mod:`xvector.nets.fuse`).
     """
 
-    def __init__(self, model: ModelDir, chunk_sec: float = DEFAULT_CHUNK_SEC, batch_size: int = 16) -> None:
+    def __init__(
+        self, model: ModelDir, chunk_sec: float = DEFAULT_CHUNK_SEC, batch_size: int = 16, precision: str = "32"
+    ) -> None:
         self.model = model
-        self.embedder = model.embedder
+        self.embedder = for_inference(model.embedder, precision)
         self.mean = model.mean
         self.calibration = model.calibration
         self.threshold = model.threshold
@@ -217,10 +222,14 @@ class SpeakerModel:
         return Verification(score, llr, bool(value >= thr), thr, on)
 
 
-def load_model(path: str | os.PathLike, chunk_sec: float = DEFAULT_CHUNK_SEC, batch_size: int = 16) -> SpeakerModel:
+def load_model(
+    path: str | os.PathLike, chunk_sec: float = DEFAULT_CHUNK_SEC, batch_size: int = 16, precision: str = "32"
+) -> SpeakerModel:
     """Load a model directory (``xvector-export``) or a training checkpoint.
+
+    ``precision``: ``"32"`` or ``"int8"``, as :class:`SpeakerModel`.
 
     Raises:
         ValueError: naming the path when it is neither or a file in it is malformed.
     """
-    return SpeakerModel(load_model_dir(Path(path)), chunk_sec, batch_size)
+    return SpeakerModel(load_model_dir(Path(path)), chunk_sec, batch_size, precision)

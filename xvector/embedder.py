@@ -35,3 +35,16 @@ class Embedder(nn.Module):
         else:
             feats, frame_lens = self.features(wav, wav_lens)  # (B, T, F), (B,)
         return self.net(feats.transpose(1, 2), frame_lens)  # (B, F, T) → (B, D)
+
+
+def for_inference(embedder: Embedder, precision: str = "32") -> Embedder:
+    """A copy of ``embedder`` for extraction, same front-end: the net's BatchNorms folded away
+    (:func:`xvector.nets.fuse.inference_net`) and, with ``precision="int8"``, its frame layers
+    after the first on 8-bit integers. The original is not modified.
+
+    Raises:
+        ValueError: on an unknown precision, or int8 for a net that is not a TDNN x-vector.
+    """
+    from xvector.nets.fuse import inference_net
+
+    return Embedder(embedder.features, inference_net(embedder.net, precision)).eval()

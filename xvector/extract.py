@@ -16,6 +16,10 @@ the model directory or checkpoint. The work is done by :mod:`xvector.extraction`
   rerun with the same model skips the utterances already there (a torn last record is dropped).
   The final ``.npz`` (and optional Kaldi ``.ark``/``.scp``) is written atomically, then the
   partial file removed.
+* **Precision.** The net runs with its BatchNorms folded into the next convolutions (equal to
+  the trained net up to float rounding). ``precision=bf16`` runs it in bfloat16 under autocast;
+  ``precision=int8`` runs the frame layers after the first on 8-bit integers
+  (:mod:`xvector.nets.fuse`). Features, pooling and the embedding layer stay float32.
 * **Failures do not stop the run.** Files that cannot be read or are too short for the net, and
   batches that fail to embed (retried one utterance at a time), are listed with the reason in
   ``<output>.failed.tsv`` (``utt<TAB>path<TAB>reason``) and counted in the log; the output holds
@@ -34,6 +38,7 @@ from omegaconf import DictConfig
 
 from xvector import CONFIG_DIR
 from xvector.data.lists import read_wav_scp
+from xvector.embedder import for_inference
 from xvector.embeddings import save_embeddings
 from xvector.extraction import (  # noqa: F401 - embed_wav_scp is imported from here by scripts
     FAILED_SUFFIX,
@@ -50,7 +55,7 @@ from xvector.model_dir import load_model_dir
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("32", "bf16")
+PRECISIONS = ("32", "bf16", "int8")
 
 
 def extract(cfg: DictConfig) -> Path:
@@ -67,6 +72,8 @@ def extract(cfg: DictConfig) -> Path:
     print_ = fingerprint(model.embedder, rate)
     if precision != "32":  # a resumed run must not mix precisions
         print_["precision"] = precision
+    # BatchNorms folded into the convolutions (exact), int8 frame layers on request
+    embedder = for_inference(model.embedder, "int8" if precision == "int8" else "32")
     partial = PartialLog(output.with_name(output.name + PARTIAL_SUFFIX), print_)
     if not cfg.get("resume", True):
         partial.path.unlink(missing_ok=True)
@@ -74,7 +81,7 @@ def extract(cfg: DictConfig) -> Path:
     # bf16: the net's convolutions and matmuls in bfloat16 (features and pooling stay float32).
     with torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         result = extract_embeddings(
-            model.embedder, cfg.wav_scp, rate, cfg.batch_size, cfg.get("max_batch_sec", 800.0), cfg.num_workers,
+            embedder, cfg.wav_scp, rate, cfg.batch_size, cfg.get("max_batch_sec", 800.0), cfg.num_workers,
             cfg.get("chunk_sec", DEFAULT_CHUNK_SEC), cfg.device, partial, cfg.get("progress", True),
             cfg.get("short_utterances", "skip"),
         )

@@ -235,8 +235,8 @@ def embed_long(
         total = s if total is None else total + s
         total_sq = sq if total_sq is None else total_sq + sq
     mean = total / n_out  # of h - shift
-    var = (total_sq / n_out - mean.pow(2)).clamp_min(net.pooling.var_floor)
-    stats = torch.cat([mean + shift[:, 0].double(), var.sqrt()]).to(feats.dtype)[None]  # (1, 2C)
+    var = total_sq / n_out - mean.pow(2)
+    stats = net.pooling.from_moments((mean + shift[:, 0].double())[None], var[None]).to(feats.dtype)  # (1, 2C)
     return net.embedding(stats)[0]
 
 

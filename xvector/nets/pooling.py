@@ -47,9 +47,27 @@ def weighted_stats(x: torch.Tensor, weights: torch.Tensor, var_floor: float) -> 
     The variance is taken about the mean (not as ``E[x²] - mean²``), which stays accurate for
     channels with a large offset, and floored before the square root.
     """
-    mean = (x * weights).sum(-1)  # (B, C)
-    var = (weights * (x - mean.unsqueeze(-1)) ** 2).sum(-1)  # (B, C)
+    mean, var = weighted_moments(x, weights)
     return mean, var.clamp_min(var_floor).sqrt()
+
+
+def weighted_moments(x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (unfloored) variance ``(B, C)`` of ``x (B, C, T)`` under ``weights`` summing to 1 over T.
+
+    Weights shared by all channels ``(B, 1, T)`` reduce by batched matrix products (one read
+    of ``x`` for each moment, any memory layout, float32 even under autocast); per-channel
+    weights ``(B, C, T)`` elementwise.
+    """
+    if weights.shape[1] != 1 or x.shape[1] == 1:
+        mean = (x * weights).sum(-1)  # (B, C)
+        return mean, (weights * (x - mean.unsqueeze(-1)) ** 2).sum(-1)
+    w = weights.transpose(1, 2).to(x.dtype)  # (B, T, 1)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        mean = torch.bmm(x, w)  # (B, C, 1)
+        centered = x - mean
+        # In place when no graph is recorded: one (B, C, T) buffer fewer.
+        squared = centered.square() if torch.is_grad_enabled() else centered.square_()
+        return mean[..., 0], torch.bmm(squared, w)[..., 0]
 
 
 def uniform_weights(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -76,8 +94,15 @@ class StatsPooling(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         x = x.float()  # statistics in float32 also under bf16/fp16 autocast
-        mean, std = weighted_stats(x, uniform_weights(x, lengths), self.var_floor)  # (B, C) each
-        return torch.cat([mean, std], dim=-1)  # (B, 2C)
+        return self.from_moments(*weighted_moments(x, uniform_weights(x, lengths)))
+
+    def from_moments(self, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        """Pooled output ``(B, 2C)`` from the frames' mean and variance ``(B, C)``: mean ‖ floored std.
+
+        Chunked extraction (:func:`xvector.inference.embed_long`) accumulates the moments
+        itself and finishes through here.
+        """
+        return torch.cat([mean, var.clamp_min(self.var_floor).sqrt()], dim=-1)  # (B, 2C)
 
     @staticmethod
     def out_dim(in_channels: int) -> int:
