@@ -14,6 +14,8 @@ SpeechBrain comes with ``pip install -e '.[bench]'``; without it every peer colu
   (512-512-512-512-1500 frame layers, one 512-dim segment layer, 1000 classes), in float32 and
   under bfloat16 autocast (both sides alike);
 - ``flops``: the achieved GFLOP/s of that step against a measured float32 matmul peak;
+- ``compile``: the 80-dim step with its forward and loss under ``torch.compile`` (inductor),
+  float32 and bfloat16, beside SpeechBrain eager (its default) and compiled;
 - ``pipeline``: training throughput with the real data loader (files → crops → features →
   step) against the same step on a batch held in memory;
 - ``extract``: whole-utterance extraction of 10 s utterances at batch 1 and 16, front-end included,
@@ -43,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import Row, markdown, ms, rate, timed  # noqa: E402
 from xvector.atomic import atomic_write_text  # noqa: E402
 
-SECTIONS = ("frontend", "train", "flops", "pipeline", "extract", "scoring")
+SECTIONS = ("frontend", "train", "flops", "compile", "pipeline", "extract", "scoring")
 
 
 def speechbrain_available() -> bool:
@@ -94,7 +96,7 @@ def bench_frontend(repeats: int, peer: bool) -> list[Row]:
 # --- training step --------------------------------------------------------------------------
 
 
-def _our_step(in_dim: int, batch: int = 32, frames: int = 200, classes: int = 1000):
+def _our_step(in_dim: int, batch: int = 32, frames: int = 200, classes: int = 1000, compiled: bool = False):
     from xvector.losses.margin import Softmax
     from xvector.nets.tdnn import XVector
 
@@ -104,17 +106,19 @@ def _our_step(in_dim: int, batch: int = 32, frames: int = 200, classes: int = 10
     opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=1e-3)
     feats = torch.randn(batch, in_dim, frames)  # (B, F, T): features are Conv1d channels
     labels = torch.randint(0, classes, (batch,))
+    logits = lambda: head(net(feats), labels)  # noqa: E731
+    logits = torch.compile(logits) if compiled else logits
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(head(net(feats), labels), labels).backward()
+        F.cross_entropy(logits().float(), labels).backward()
         opt.step()
 
     params = sum(p.numel() for p in net.parameters())
     return step, params
 
 
-def _peer_step(in_dim: int, batch: int = 32, frames: int = 200, classes: int = 1000):
+def _peer_step(in_dim: int, batch: int = 32, frames: int = 200, classes: int = 1000, compiled: bool = False):
     from speechbrain.lobes.models.Xvector import Xvector
 
     torch.manual_seed(0)
@@ -123,10 +127,12 @@ def _peer_step(in_dim: int, batch: int = 32, frames: int = 200, classes: int = 1
     opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=1e-3)
     feats = torch.randn(batch, frames, in_dim)  # (B, T, F): SpeechBrain's layout
     labels = torch.randint(0, classes, (batch,))
+    logits = lambda: head(net(feats).squeeze(1))  # noqa: E731
+    logits = torch.compile(logits) if compiled else logits
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(head(net(feats).squeeze(1)), labels).backward()
+        F.cross_entropy(logits().float(), labels).backward()
         opt.step()
 
     params = sum(p.numel() for p in net.parameters())
@@ -181,6 +187,33 @@ def bench_flops(repeats: int) -> list[Row]:
     ]
 
 
+def bench_compile(repeats: int, peer: bool) -> list[Row]:
+    """``torch.compile`` (inductor) of the 80-dim training step's forward and loss, and of the
+    folded extraction net; compile time (first call) in the note. SpeechBrain's default is
+    eager: the ratio is against that, with its compiled figure in the note."""
+    import time
+
+    rows = []
+    for precision in ("fp32", "bf16"):
+        wrap = _bf16 if precision == "bf16" else (lambda f: f)
+        step, _ = _our_step(80, compiled=True)
+        step = wrap(step)
+        start = time.perf_counter()
+        step()
+        compile_s = time.perf_counter() - start
+        t_ours = timed(step, repeats, warmup=2)
+        t_peer, note = None, f"torch.compile, first step {compile_s:.0f} s"
+        if peer:
+            t_peer = timed(wrap(_peer_step(80)[0]), repeats, warmup=2)
+            peer_c = wrap(_peer_step(80, compiled=True)[0])
+            t_peer_c = timed(peer_c, repeats, warmup=2)
+            note += (f"; SpeechBrain eager (its default); SpeechBrain compiled: {32 / t_peer_c[0]:.1f} samples/s, "
+                     f"{t_peer_c[0] / t_ours[0]:.2f}x")
+        rows.append(Row(f"training step, x-vector, 80-dim, 32 × 2 s, {precision}, torch.compile", "samples/s",
+                        rate(t_ours, 32), rate(t_peer, 32) if t_peer else None, note))
+    return rows
+
+
 # --- full pipeline --------------------------------------------------------------------------
 
 
@@ -195,7 +228,11 @@ def _corpus(data: str | None) -> Path:
     return out
 
 
-def bench_pipeline(steps: int, data: str | None, num_workers: int) -> list[Row]:
+def bench_pipeline(steps: int, data: str | None, workers: list[int]) -> list[Row]:
+    """The real loader feeding the step, for each data-loader worker count, against the same
+    step on a batch held in memory (the pipeline's ceiling)."""
+    import time
+
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
@@ -203,11 +240,15 @@ def bench_pipeline(steps: int, data: str | None, num_workers: int) -> list[Row]:
     from xvector.lit_module import SpeakerSystem
 
     corpus = _corpus(data)
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[
-            "experiment=synthetic_xvector_aam", f"paths.data_dir={corpus}", "data.val_dir=null",
-            f"data.num_workers={num_workers}",
-        ])
+
+    def config(num_workers: int):
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            return compose("train", overrides=[
+                "experiment=synthetic_xvector_aam", f"paths.data_dir={corpus}", "data.val_dir=null",
+                f"data.num_workers={num_workers}",
+            ])
+
+    cfg = config(workers[0])
     torch.manual_seed(0)
     dm = instantiate(cfg.data)
     system = SpeakerSystem(features=instantiate(cfg.features), net=instantiate(cfg.model),
@@ -222,37 +263,38 @@ def bench_pipeline(steps: int, data: str | None, num_workers: int) -> list[Row]:
         F.cross_entropy(logits, batch["labels"]).backward()
         opt.step()
 
-    import time
+    def full_pipeline(loader) -> tuple[tuple[float, float, float], dict]:
+        """Seconds per step with the loader feeding it; warm-up = the first 2 batches."""
+        times, it, start, batch, done = [], iter(loader), None, None, 0
+        while done < steps + 2:
+            try:
+                batch = next(it)
+            except StopIteration:
+                it = iter(loader)
+                continue
+            step(batch)
+            done += 1
+            now = time.perf_counter()
+            if start is not None:
+                times.append(now - start)
+            start = now if done >= 2 else None
+        times = times[-steps:]
+        return (float(np.median(times)), min(times), max(times)), batch
 
-    loader = dm.train_dataloader()
     batch_size = cfg.data.batch_size
-    # Full pipeline: the real loader feeding the step; warm-up = the first 2 batches.
-    times, it, start = [], iter(loader), None
-    batch = None
-    done = 0
-    while done < steps + 2:
-        try:
-            batch = next(it)
-        except StopIteration:
-            it = iter(loader)
-            continue
-        step(batch)
-        done += 1
-        now = time.perf_counter()
-        if start is not None:
-            times.append(now - start)
-        start = now if done >= 2 else None
-    times = times[-steps:]
-    full = (float(np.median(times)), min(times), max(times))
-    model_only = timed(lambda: step(batch), steps, warmup=1)
-    r_full, r_model = rate(full, batch_size), rate(model_only, batch_size)
-    return [
-        Row(f"training, full pipeline (loader, {num_workers} worker(s) → fbank 80 → step), "
-            f"{batch_size} × 2 s", "samples/s", r_full,
-            note=f"{100 * r_full[0] / r_model[0]:.0f}% of model-only"),
-        Row(f"training, model only (same step, batch in memory), {batch_size} × 2 s", "samples/s", r_model,
-            note="synthetic_xvector_aam: fbank 80 + half-width x-vector + AAM"),
-    ]
+    fulls = {}
+    for num_workers in workers:
+        fulls[num_workers], batch = full_pipeline(instantiate(config(num_workers).data).train_dataloader())
+    r_model = rate(timed(lambda: step(batch), steps, warmup=1), batch_size)
+    rows = []
+    for num_workers, full in fulls.items():
+        r_full = rate(full, batch_size)
+        rows.append(Row(f"training, full pipeline (loader, {num_workers} worker(s) → fbank 80 → step), "
+                        f"{batch_size} × 2 s", "samples/s", r_full,
+                        note=f"{100 * r_full[0] / r_model[0]:.0f}% of model-only"))
+    rows.append(Row(f"training, model only (same step, batch in memory), {batch_size} × 2 s", "samples/s", r_model,
+                    note="synthetic_xvector_aam: fbank 80 + half-width x-vector + AAM"))
+    return rows
 
 
 # --- extraction -----------------------------------------------------------------------------
@@ -352,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="few repeats, small inputs")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per figure")
     parser.add_argument("--data", help="a corpus root with train/ (default: a small synthetic one)")
-    parser.add_argument("--num-workers", type=int, default=1)
+    parser.add_argument("--num-workers", type=int, nargs="+", default=[1, 2], help="pipeline loader workers")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 7)
@@ -363,6 +405,7 @@ def main(argv: list[str] | None = None) -> None:
         "frontend": lambda: bench_frontend(repeats, peer),
         "train": lambda: bench_train(repeats, peer),
         "flops": lambda: bench_flops(repeats),
+        "compile": lambda: bench_compile(repeats, peer),
         "pipeline": lambda: bench_pipeline(4 if args.quick else 20, args.data, args.num_workers),
         "extract": lambda: bench_extract(repeats, peer),
         "scoring": lambda: bench_scoring(repeats, 100_000 if args.quick else 1_000_000, peer),

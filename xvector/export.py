@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xvector.embedder import Embedder, for_inference
 from xvector.inference import min_samples
 from xvector.model_dir import CALIBRATION_FILE, FORMATS, THRESHOLD_FILE, write_model_dir
 
@@ -114,7 +115,14 @@ def _check(embedder: nn.Module, run, path: Path) -> None:
 
 
 def export_embedder(embedder: nn.Module, path: str | os.PathLike, fmt: str) -> Path:
-    """Export to ``fmt`` (``"onnx"`` or ``"torchscript"``) at ``path``."""
+    """Export to ``fmt`` (``"onnx"`` or ``"torchscript"``) at ``path``.
+
+    The graph is the inference form of the net (BatchNorms folded into the convolutions and the
+    pooled statistics, :func:`xvector.embedder.for_inference`): the trained net up to float
+    rounding, one pass fewer over every frame-level activation.
+    """
+    if isinstance(embedder, Embedder):
+        embedder = for_inference(embedder)
     if fmt == "onnx":
         return export_onnx(embedder, path)
     if fmt == "torchscript":
