@@ -178,6 +178,7 @@ def long_recording_child(hours: float, model_path: str, workdir: str) -> dict:
     """
     import soundfile as sf
 
+    from xvector.embedder import for_inference
     from xvector.extraction import extract_embeddings
     from xvector.model_dir import load_model_dir
 
@@ -191,7 +192,7 @@ def long_recording_child(hours: float, model_path: str, workdir: str) -> dict:
     (Path(workdir) / "wav.scp").write_text(f"long {path}\n")
     before = peak_rss_mib()
     t = time.perf_counter()
-    result = extract_embeddings(model.embedder, Path(workdir) / "wav.scp", RATE)
+    result = extract_embeddings(for_inference(model.embedder), Path(workdir) / "wav.scp", RATE)
     wall = time.perf_counter() - t
     assert result.ids == ["long"], result.failures
     return {"peak_rss_mib": peak_rss_mib(), "rss_before_mib": before, "wall_s": wall,
@@ -234,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(long_recording_child(float(hours), model_path, d)))
         return
 
+    from xvector.embedder import for_inference
     from xvector.model_dir import init_checkpoint, load_model_dir, write_model_dir
 
     repeats, n_utts = (1, 16) if args.quick else (3, 32)
@@ -243,15 +245,18 @@ def main(argv: list[str] | None = None) -> None:
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as d:
         ckpt = init_checkpoint(Path(d) / "xvector.ckpt", default_config())
-        embedder = load_model_dir(ckpt).embedder
+        trained = load_model_dir(ckpt).embedder
+        embedder = for_inference(trained)  # as xvector-extract runs it: BatchNorms folded
         cfg24 = default_config()
         cfg24["features"]["num_mel_bins"] = 24  # SpeechBrain's / Snyder's front-end size
-        embedder24 = load_model_dir(init_checkpoint(Path(d) / "xvector24.ckpt", cfg24)).embedder
+        embedder24 = for_inference(load_model_dir(init_checkpoint(Path(d) / "xvector24.ckpt", cfg24)).embedder)
+        int8 = for_inference(trained, "int8")
         wav = _utterances(n_utts)
         runners, skipped = {}, {}
         for batch in (1, 16):
             runners[f"xvector (80 fbank), batch {batch}"] = xvector_runner(embedder, batch, wav)
             runners[f"xvector (24 fbank), batch {batch}"] = xvector_runner(embedder24, batch, wav)
+            runners[f"xvector (80 fbank) precision=int8, batch {batch}"] = xvector_runner(int8, batch, wav)
             sb = speechbrain_runner(batch, wav)
             if isinstance(sb, str):
                 skipped[f"SpeechBrain Xvector (24 fbank), batch {batch}"] = sb

@@ -1,11 +1,13 @@
-"""Distributed data parallel: validation shards, the embedding gather, and a real 2-process run."""
+"""Distributed data parallel: validation shards, the embedding gather, and real 2-process runs."""
 
 from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +99,63 @@ def test_ddp_two_cpu_processes_val_eer_equals_single_process(tiny_corpus, tmp_pa
     labels = np.array([t.target for t in trials])
     rank0_eer = verification_metrics(score_trials(utts, embs, trials), labels)["eer"]
     assert len(utts) < 15 and abs(rank0_eer - ddp_eer) > 1e-3
+
+
+# Trains under DDP with a NaN put into one batch of rank 1 only; each rank saves what it saw.
+# Lightning starts rank 1 by running this same script again (with its rank in the environment).
+_NAN_ON_ONE_RANK = textwrap.dedent('''
+    import sys
+    import lightning as L
+    import torch
+    from hydra import compose, initialize_config_dir
+    from xvector import CONFIG_DIR
+    from xvector.train import build
+
+    class PoisonRank1(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_rank == 1 and trainer.global_step == 1:
+                batch["wav"][0, 100] = float("nan")
+
+    out, overrides = sys.argv[1], sys.argv[2:]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    system, datamodule, trainer = build(cfg)
+    trainer.callbacks.append(PoisonRank1())
+    trainer.fit(system, datamodule=datamodule)
+    loader = trainer.train_dataloader
+    torch.save({"skipped": system.skipped_batches, "step": trainer.global_step,
+                "loader": (type(loader).__name__, type(loader.sampler).__name__, loader.state_dict()["batches"]),
+                "logged": float(trainer.callback_metrics["train/skipped_batches"]),
+                "params": {k: v.detach().clone() for k, v in system.named_parameters()}},
+               f"{out}/rank{trainer.global_rank}.pt")
+''')
+
+
+@pytest.mark.slow
+def test_ddp_nan_on_one_rank_skips_the_step_on_every_rank(tiny_corpus, tmp_path):
+    script = tmp_path / "nan_on_one_rank.py"
+    script.write_text(_NAN_ON_ONE_RANK)
+    args = [f"paths.data_dir={tiny_corpus}", f"paths.output_dir={tmp_path / 'run'}", *TINY_NET, "trainer.max_epochs=1",
+            "trainer.limit_train_batches=3", "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false",
+            "nan_policy=skip", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # its own process group, so that a hang kills rank 1 (Lightning's child) too
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), *args],
+                            cwd=Path(__file__).resolve().parents[1], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"DDP run with a NaN on one rank hung:\n{output[-3000:]}")
+    assert proc.returncode == 0, output[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    assert [(r["skipped"], r["logged"], r["step"]) for r in ranks] == [(1, 1.0, 3)] * 2  # counted alike
+    # Lightning rebuilt the resumable training loader around its distributed sampler
+    assert [r["loader"] for r in ranks] == [("ResumableLoader", "DistributedSampler", 3)] * 2
+    assert "non-finite training loss (nan) at global step 1" in output  # rank 1's own warning
+    assert "non-finite training loss (on another rank;" in output  # rank 0 followed
+    for key, value in ranks[0]["params"].items():
+        assert torch.isfinite(value).all()
+        torch.testing.assert_close(ranks[1]["params"][key], value, rtol=0, atol=0)  # still one model

@@ -247,7 +247,8 @@ def test_nan_loss_skip_drops_the_batch_and_counts_it(tiny_corpus, tmp_path, comp
     assert float(trainer.callback_metrics["train/skipped_batches"]) == 1.0
     rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
     assert [r["train/skipped_batches"] for r in rows if r.get("train/skipped_batches")] == ["1.0"]
-    # the poisoned batch changed no weight (no update, no weight decay); the others did
+    # the poisoned batch changed no weight (no update, no weight decay, no optimizer step count); the others did
+    assert {int(state["step"]) for state in trainer.optimizers[0].state.values()} == {2}
     for key, value in poison.before.items():
         torch.testing.assert_close(poison.after[key], value, rtol=0, atol=0)
     assert not torch.equal(system.state_dict()["embedder.net.embedding.weight"], poison.before["embedder.net.embedding.weight"])

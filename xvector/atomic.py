@@ -26,6 +26,27 @@ def _umask() -> int:
     return mask
 
 
+def remove_stale_temporaries(folder: str | os.PathLike, name_glob: str = "*", suffix: str = ".tmp") -> list[Path]:
+    """Delete the temporaries that :func:`atomic_output` left in ``folder`` when its process died
+    mid-write, for targets whose names match ``name_glob``.
+
+    A SIGKILL (or a power cut) between creating the temporary and renaming it leaves a hidden
+    ``.<name>.<random><suffix>`` file beside the intact target. Call this only when no other
+    process is writing into ``folder``: a live writer's temporary looks the same.
+
+    Returns:
+        The paths removed (none when ``folder`` does not exist).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    # atomic_output's names: mkstemp(prefix=".<target name>.", suffix=suffix)
+    stale = sorted(p for p in folder.glob(f".{name_glob}.*{suffix}") if p.is_file())
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` when the block succeeds."""

@@ -6,6 +6,8 @@
   ``TorchCheckpointIO`` writes through an fsspec transaction whose temporary file lies in the
   system temp folder; when that is another file system the final "rename" is a copy into the
   final name, which a crash can cut short.)
+* :class:`RemoveStaleTemporaries` deletes, when training starts, the hidden temporaries that a
+  process killed mid-save left in the checkpoint folders (``.last.ckpt.<random>.tmp``).
 * :func:`load_init_weights` starts a run from another run's weights (``init_from=``), e.g. for
   large-margin fine-tuning; unlike a resume, optimizer, schedule and counters start afresh.
 * :func:`average_checkpoints` averages the weights of several checkpoints of one run.
@@ -13,19 +15,24 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from xvector.atomic import atomic_output
+from xvector.atomic import atomic_output, remove_stale_temporaries
 from xvector.lit_module import CONFIG_KEY
 
 HEAD_PREFIX = "head."
+TMP_SUFFIX = ".tmp"
+
+log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -34,10 +41,35 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options (got {storage_options!r})")
-        with atomic_output(path, suffix=".tmp") as tmp, open(tmp, "wb") as f:
+        with atomic_output(path, suffix=TMP_SUFFIX) as tmp, open(tmp, "wb") as f:
             torch.save(checkpoint, f)
             f.flush()
             os.fsync(f.fileno())
+
+
+class RemoveStaleTemporaries(L.Callback):
+    """On fit start, delete the checkpoint temporaries of a killed run from every checkpoint folder.
+
+    :class:`AtomicCheckpointIO` never leaves a truncated checkpoint, but a SIGKILL mid-save
+    leaves its hidden temporary (``.last.ckpt.<random>.tmp``, as large as a checkpoint) beside
+    the intact file; a resumed run (or a new one in the same folder) removes them and logs how
+    many. Only global rank 0 saves checkpoints, so only it cleans; no save of this run is in
+    flight when fitting starts.
+    """
+
+    def __init__(self) -> None:
+        self.removed: list[Path] = []
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        folders = {Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)}
+        for folder in sorted(folders):
+            stale = remove_stale_temporaries(folder, "*.ckpt", TMP_SUFFIX)
+            if stale:
+                log.warning("removed %d stale temporary checkpoint file(s) left by a killed save in %s: %s",
+                            len(stale), folder, ", ".join(p.name for p in stale))
+            self.removed += stale
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -6,7 +6,9 @@ logging ``val/eer`` and ``val/min_dcf``. Under DDP every rank embeds its share o
 utterances; the shares are gathered and de-duplicated before scoring, so ``val/eer`` is the
 single-process value. The resolved run config is stored in every checkpoint, so
 :func:`load_embedder` rebuilds the net from the checkpoint alone; checkpoints also carry the
-RNG states, so a run resumed from an end-of-epoch checkpoint continues exactly.
+RNG states (and Lightning stores the training loader's place in its epoch,
+:class:`~xvector.data.resumable.ResumableLoader`), so a run resumed from an end-of-epoch or a
+mid-epoch checkpoint continues exactly.
 """
 
 from __future__ import annotations
@@ -174,7 +176,8 @@ class SpeakerSystem(L.LightningModule):
         nan_policy: what a non-finite training loss does: ``"error"`` stops with a
             ``FloatingPointError`` naming the global step and the batch's utterances;
             ``"skip"`` drops the batch (no update), logs a warning and counts it in
-            ``train/skipped_batches``.
+            ``train/skipped_batches``. Under DDP the ranks decide together: a non-finite loss
+            on any rank makes every rank skip that step and count it once.
 
     Raises:
         ValueError: on an unknown ``nan_policy``.
@@ -206,6 +209,7 @@ class SpeakerSystem(L.LightningModule):
         self.config = config
         self.nan_policy = nan_policy
         self.skipped_batches = 0
+        self._finite_batches_since_step = 0  # with nan_policy=skip: batches that will update the weights
         self._val_utts: list[str] = []
         self._val_embs: list[torch.Tensor] = []
 
@@ -221,7 +225,7 @@ class SpeakerSystem(L.LightningModule):
                 feats = self.spec_augment(feats, frame_lens)
         return self.embedder.net(feats.transpose(1, 2), frame_lens)  # (B, F, T) → (B, D)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         # A skipped batch must leave no trace: its forward pass already moved the batch-norm
         # running statistics (to NaN), so keep a copy of the buffers to put back.
         buffers = [b.clone() for b in self.buffers()] if self.nan_policy == "skip" else None
@@ -241,11 +245,30 @@ class SpeakerSystem(L.LightningModule):
                 for buffer, saved in zip(self.buffers(), buffers):
                     buffer.copy_(saved)
             log.warning("skipping batch: %s (%d skipped so far)", where, self.skipped_batches)
-            return None  # Lightning skips the backward pass and the update
+            return self._zero_loss()
+        self._finite_batches_since_step += 1
         acc = (logits.argmax(-1) == batch["labels"]).float().mean()
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", acc, prog_bar=True)
         return loss
+
+    def _zero_loss(self) -> torch.Tensor:
+        """A finite 0 that reaches every parameter, for a skipped batch.
+
+        Lightning refuses ``None`` from ``training_step`` under DDP, and DDP's reducer expects a
+        backward pass through every parameter on every rank each step; this one all-reduces
+        zero gradients, and :meth:`on_before_optimizer_step` then withholds the update.
+        """
+        return sum((p.sum() for p in self.parameters() if p.requires_grad), torch.zeros((), device=self.device)) * 0.0
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # After backward (and the gradient all-reduce), before clipping and the step. When every
+        # batch since the last step was skipped, no parameter has a gradient and the optimizer
+        # changes nothing (no momentum, no weight decay, no step count) - as a skipped batch on
+        # one process. A skipped batch among accumulated ones adds its zero gradients.
+        if self.nan_policy == "skip" and self._finite_batches_since_step == 0:
+            optimizer.zero_grad(set_to_none=True)
+        self._finite_batches_since_step = 0
 
     def on_train_epoch_end(self) -> None:
         if self.nan_policy == "skip":

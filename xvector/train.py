@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from xvector import CONFIG_DIR
-from xvector.checkpoints import AtomicCheckpointIO, load_init_weights
+from xvector.checkpoints import AtomicCheckpointIO, RemoveStaleTemporaries, load_init_weights
 from xvector.lit_module import SpeakerSystem, shard_validation
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,8 @@ def build(cfg: DictConfig) -> tuple[SpeakerSystem, L.LightningDataModule, L.Trai
 
     ``init_from`` loads another run's weights (strictly; ``init_reset_head`` keeps a fresh
     head; ``init_from_required`` makes it mandatory), ``compile`` compiles the embedding net in place (``nn.Module.compile``, so
-    checkpoint keys do not change), and every checkpoint is written atomically.
+    checkpoint keys do not change), and every checkpoint is written atomically (temporaries that a
+    killed save left in the checkpoint folders are removed when fitting starts).
 
     Raises:
         ValueError: when ``init_from_required`` is set without ``init_from``, or the
@@ -54,7 +55,7 @@ def build(cfg: DictConfig) -> tuple[SpeakerSystem, L.LightningDataModule, L.Trai
         log.info("initialised %d tensors from %s", len(loaded), cfg.init_from)
     if cfg.get("compile"):
         system.embedder.net.compile(backend=cfg.get("compile_backend", "inductor"))
-    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c]
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c] + [RemoveStaleTemporaries()]
     loggers = [instantiate(lg) for lg in cfg.get("logger", {}).values() if lg]
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]

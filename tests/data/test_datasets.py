@@ -150,7 +150,7 @@ def test_multichannel_option_downmixes_keeps_first_or_refuses(tmp_path):
     first = CropDataset(wavs, utt2spk, {"s": 0}, chunk_sec=0.05, multichannel="first")[0]["wav"]
     np.testing.assert_allclose(mean.numpy(), 0.3, atol=1e-4)
     np.testing.assert_allclose(first.numpy(), 0.2, atol=1e-4)
-    with pytest.raises(ValueError, match=r"st.wav: 2 channels, expected mono"):
+    with pytest.raises(ValueError, match=r"st.wav: utterance 'u': 2 channels, expected mono"):
         CropDataset(wavs, utt2spk, {"s": 0}, chunk_sec=0.05, multichannel="error")[0]
     with pytest.raises(ValueError, match=r"st.wav: 2 channels, expected mono"):
         UtteranceDataset(wavs, 16000, multichannel="error")[0]

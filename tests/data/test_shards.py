@@ -5,11 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from xvector.data.audio import load_audio
 from xvector.data.datamodule import SpeakerDataModule
-from xvector.data.lists import load_data_dir
+from xvector.data.lists import load_data_dir, read_kaldi_map
 from xvector.data.shards import MANIFEST, ShardStream, assign_shards, buffer_shuffle, read_manifest, write_shards
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
@@ -94,3 +95,64 @@ def test_shuffle_buffer_and_errors(corpus, tmp_path):
         ShardStream(tmp_path / "shards", 0.1, sample_rate=8000)
     with pytest.raises(ValueError, match="exactly one"):
         SpeakerDataModule(train_dir=str(corpus), train_shards=str(tmp_path / "shards"))
+
+
+@pytest.fixture
+def odd_corpus(tmp_path, noise_dir):
+    """A corpus whose ``a-u01`` is stereo and ``b-u02`` is at 8 kHz (both of 0.4 s or so)."""
+    root = noise_dir(tmp_path / "odd", {"a": 3, "b": 3}, seconds=0.4)
+    wavs = read_kaldi_map(root / "wav.scp")
+    rng = np.random.default_rng(1)
+    sf.write(wavs["a-u01"], (0.1 * rng.standard_normal((6000, 2))).astype(np.float32), 16000)
+    sf.write(wavs["b-u02"], (0.1 * rng.standard_normal(3000)).astype(np.float32), 8000)
+    return root
+
+
+def _stream_and_map(root, shards, **options):
+    common = dict(chunk_sec=0.2, batch_size=2, num_workers=0, seed=3, shuffle=False, **options)
+    return (SpeakerDataModule(train_dir=str(root), **common).train_dataloader(),
+            SpeakerDataModule(train_shards=str(shards), **common).train_dataloader())
+
+
+@pytest.mark.parametrize("multichannel", ["mean", "first"])
+def test_stereo_and_other_rate_members_read_like_the_files_on_disk(odd_corpus, tmp_path, multichannel):
+    write_shards(odd_corpus, tmp_path / "shards", max_utts=2, resample=True)
+    mapped, streamed = _stream_and_map(odd_corpus, tmp_path / "shards", resample=True, multichannel=multichannel)
+    seen = set()
+    for a, b in zip(mapped, streamed, strict=True):
+        assert a["utts"] == b["utts"]
+        torch.testing.assert_close(b["wav"], a["wav"], atol=0, rtol=0)  # the same crops, bit for bit
+        seen.update(a["utts"])
+    assert {"a-u01", "b-u02"} <= seen
+
+
+def _message_after_location(err: pytest.ExceptionInfo, utt: str) -> str:
+    """The message from the utterance on: the location before it (file or shard member) differs."""
+    msg = str(err.value)
+    assert f"utterance {utt!r}" in msg and "\n" not in msg
+    return msg[msg.index(f"utterance {utt!r}"):]
+
+
+def test_stereo_and_other_rate_members_fail_like_the_files_on_disk(odd_corpus, tmp_path):
+    with pytest.raises(ValueError, match=r"8000 Hz, expected 16000") as refused:
+        write_shards(odd_corpus, tmp_path / "strict", max_utts=2)
+    assert "b-u02" in str(refused.value)
+    write_shards(odd_corpus, tmp_path / "shards", max_utts=2, resample=True)
+    # another rate, without data.resample: the map-style dataset refuses it when built, the
+    # stream when it reaches the member; the same words, each naming the utterance
+    with pytest.raises(ValueError) as on_disk:
+        _stream_and_map(odd_corpus, tmp_path / "shards")[0]
+    mapped_msg = _message_after_location(on_disk, "b-u02")
+    with pytest.raises(ValueError) as in_shard:
+        list(ShardStream(tmp_path / "shards", 0.2, seed=3, shuffle=False).iter_reader(0, 0, 1))
+    assert _message_after_location(in_shard, "b-u02") == mapped_msg
+    assert "shard-000002.tar:" in str(in_shard.value) and "data.resample=true" in mapped_msg
+    # multichannel=error: both raise when the stereo utterance is read
+    mapped, streamed = _stream_and_map(odd_corpus, tmp_path / "shards", resample=True, multichannel="error")
+    with pytest.raises(ValueError) as on_disk:
+        list(mapped)
+    with pytest.raises(ValueError) as in_shard:
+        list(streamed)
+    assert _message_after_location(in_shard, "a-u01") == _message_after_location(on_disk, "a-u01")
+    assert "2 channels, expected mono" in str(in_shard.value)
+    assert str(in_shard.value).startswith(str(tmp_path / "shards"))

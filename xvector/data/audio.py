@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -31,17 +32,26 @@ import soundfile as sf
 MULTICHANNEL_MODES = ("mean", "first", "error")
 _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, OSError, TypeError)
 
+# A file name, or an open binary file (e.g. ``io.BytesIO`` of a shard member's bytes).
+AudioSource = str | os.PathLike | BinaryIO
 
-def audio_info(path: str | os.PathLike) -> tuple[int, int]:
+
+def _open_arg(source: AudioSource):
+    return str(source) if isinstance(source, (str, os.PathLike)) else source
+
+
+def audio_info(path: AudioSource, *, name: str | None = None) -> tuple[int, int]:
     """``(num_samples, sample_rate)`` of an audio file, read from its header.
+
+    ``name`` is what error messages call the source (default: ``path``).
 
     Raises:
         ValueError: naming the file when it cannot be opened or decoded.
     """
     try:
-        info = sf.info(str(path))
+        info = sf.info(_open_arg(path))
     except _DECODE_ERRORS as err:
-        raise ValueError(f"{path}: cannot read audio header ({err})") from err
+        raise ValueError(f"{name or path}: cannot read audio header ({err})") from err
     return info.frames, info.samplerate
 
 
@@ -85,8 +95,8 @@ def resample_audio(wav: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray
     return out.numpy()
 
 
-def load_audio(
-    path: str | os.PathLike,
+def read_audio(
+    path: AudioSource,
     sample_rate: int,
     start: int = 0,
     num_samples: int = -1,
@@ -94,11 +104,59 @@ def load_audio(
     resample: bool = False,
     multichannel: str = "mean",
     reject_silent: bool = False,
+    name: str | None = None,
+) -> tuple[np.ndarray, int]:
+    """:func:`load_audio` without its last step: ``(samples (S,) at the file's own rate, that rate)``.
+
+    Every check of :func:`load_audio` is made (with ``resample=False`` a rate other than
+    ``sample_rate`` is an error); callers that cut windows first and resample them afterwards
+    (training crops) read through this.
+    """
+    name = name or str(path)
+    if multichannel not in MULTICHANNEL_MODES:
+        raise ValueError(f"multichannel must be one of {MULTICHANNEL_MODES}, got {multichannel!r}")
+    try:
+        with sf.SoundFile(_open_arg(path)) as f:
+            rate, channels = f.samplerate, f.channels
+            if rate != sample_rate and not resample:
+                raise ValueError(
+                    f"{name}: sample rate {rate} Hz, expected {sample_rate} Hz (pass resample=True to convert)"
+                )
+            if channels > 1 and multichannel == "error":
+                raise ValueError(f"{name}: {channels} channels, expected mono (or multichannel='mean')")
+            f.seek(start)
+            data = f.read(frames=num_samples, dtype="float32", always_2d=True)
+    except _DECODE_ERRORS as err:
+        raise ValueError(f"{name}: cannot decode audio ({err})") from err
+    if data.shape[0] == 0:
+        raise ValueError(f"{name}: no samples (empty audio or start {start} past the end)")
+    if data.shape[1] == 1 or multichannel == "first":
+        wav = data[:, 0]
+    else:
+        wav = data.mean(axis=1)
+    if not np.isfinite(wav).all():
+        raise ValueError(f"{name}: audio contains NaN or infinite samples")
+    if reject_silent and not wav.any():
+        raise ValueError(f"{name}: all {len(wav)} samples are zero (silent audio)")
+    return wav, rate
+
+
+def load_audio(
+    path: AudioSource,
+    sample_rate: int,
+    start: int = 0,
+    num_samples: int = -1,
+    *,
+    resample: bool = False,
+    multichannel: str = "mean",
+    reject_silent: bool = False,
+    name: str | None = None,
 ) -> np.ndarray:
     """Read ``num_samples`` samples (all when -1) from ``start`` as float32 in [-1, 1].
 
     Args:
-        path: audio file (anything libsndfile decodes: wav, flac, ogg, ...).
+        path: audio file (anything libsndfile decodes: wav, flac, ogg, ...), or an open binary
+            file such as ``io.BytesIO(data)`` (how shard members are decoded).
         sample_rate: the rate the caller expects, in Hz.
         start: first sample to read, at the file's own rate.
         num_samples: samples to read at the file's own rate, or -1 for the rest of the file.
@@ -106,6 +164,7 @@ def load_audio(
         multichannel: ``"mean"`` averages the channels (the default), ``"first"`` keeps the
             first channel, ``"error"`` raises for more than one channel.
         reject_silent: raise when every sample read is zero.
+        name: what error messages call the source (default: ``path``).
 
     Returns:
         ``(S,)`` float32 samples at ``sample_rate``.
@@ -115,32 +174,6 @@ def load_audio(
             sample rate other than ``sample_rate`` without ``resample``, refused multi-channel
             audio, no samples, non-finite samples or, with ``reject_silent``, all-zero audio.
     """
-    if multichannel not in MULTICHANNEL_MODES:
-        raise ValueError(f"multichannel must be one of {MULTICHANNEL_MODES}, got {multichannel!r}")
-    try:
-        with sf.SoundFile(str(path)) as f:
-            rate, channels = f.samplerate, f.channels
-            if rate != sample_rate and not resample:
-                raise ValueError(
-                    f"{path}: sample rate {rate} Hz, expected {sample_rate} Hz (pass resample=True to convert)"
-                )
-            if channels > 1 and multichannel == "error":
-                raise ValueError(f"{path}: {channels} channels, expected mono (or multichannel='mean')")
-            f.seek(start)
-            data = f.read(frames=num_samples, dtype="float32", always_2d=True)
-    except _DECODE_ERRORS as err:
-        raise ValueError(f"{path}: cannot decode audio ({err})") from err
-    if data.shape[0] == 0:
-        raise ValueError(f"{path}: no samples (empty audio or start {start} past the end)")
-    if data.shape[1] == 1 or multichannel == "first":
-        wav = data[:, 0]
-    else:
-        wav = data.mean(axis=1)
-    if not np.isfinite(wav).all():
-        raise ValueError(f"{path}: audio contains NaN or infinite samples")
-    if reject_silent and not wav.any():
-        raise ValueError(f"{path}: all {len(wav)} samples are zero (silent audio)")
-    if rate != sample_rate:
-        wav = resample_audio(wav, rate, sample_rate)
-    return np.ascontiguousarray(wav)
-
+    wav, rate = read_audio(path, sample_rate, start, num_samples, resample=resample, multichannel=multichannel,
+                           reject_silent=reject_silent, name=name)
+    return np.ascontiguousarray(resample_audio(wav, rate, sample_rate))

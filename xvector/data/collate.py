@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import RandomSampler, Sampler, SequentialSampler
 
 
 def collate_waveforms(items: Sequence[dict]) -> dict:
@@ -82,3 +82,23 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
     def __len__(self) -> int:
         return self.num_items
+
+
+class EpochRandomSampler(RandomSampler):
+    """torch's :class:`RandomSampler` (shuffled with torch's global RNG, as always) that records
+    the epoch Lightning sets, so a :class:`~xvector.data.resumable.ResumableLoader` knows which
+    epoch a saved position belongs to. Under DDP Lightning replaces it as any ``RandomSampler``."""
+
+    epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+class EpochSequentialSampler(SequentialSampler):
+    """:class:`SequentialSampler` recording the epoch Lightning sets (see :class:`EpochRandomSampler`)."""
+
+    epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch

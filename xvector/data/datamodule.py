@@ -9,9 +9,16 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
-from xvector.data.collate import EpochSampler, LengthSortedBatchSampler, collate_waveforms
+from xvector.data.collate import (
+    EpochRandomSampler,
+    EpochSampler,
+    EpochSequentialSampler,
+    LengthSortedBatchSampler,
+    collate_waveforms,
+)
 from xvector.data.datasets import CropDataset, UtteranceDataset
 from xvector.data.lists import DataDir, load_data_dir, read_wav_scp
+from xvector.data.resumable import ResumableLoader
 from xvector.data.shards import ShardStream, rank_and_world_size, read_manifest
 
 
@@ -33,6 +40,9 @@ class SpeakerDataModule(L.LightningDataModule):
     Augmentation and speed perturbation run in the data workers. With ``seed`` set, crops and
     augmentation are drawn per ``(seed, epoch, utterance)`` (the same for any ``num_workers``);
     with ``seed=None`` and no augmentation, training is exactly the original torch-RNG crops.
+    The map-style training loader is a :class:`~xvector.data.resumable.ResumableLoader`: a run
+    resumed from a mid-epoch checkpoint continues that epoch's batches where it stopped (the
+    shard stream restarts the epoch's stream instead).
 
     Args:
         train_dir: folder with ``wav.scp`` and ``utt2spk`` (map-style, the default).
@@ -115,7 +125,8 @@ class SpeakerDataModule(L.LightningDataModule):
             # Persistent workers keep their copy's epoch count (see ShardStream.__iter__).
             stream = ShardStream(self.train_shards, self.chunk_sec, self.sample_rate, self.seed, self.augment,
                                  self.speeds, self.shuffle, self.shuffle_buffer, rank, world_size,
-                                 self.num_workers, start_epoch=epoch)
+                                 self.num_workers, start_epoch=epoch, resample=self.resample,
+                                 multichannel=self.multichannel)
             if len(stream) < self.batch_size:
                 raise ValueError(f"{self.train_shards}: {len(stream)} utterances per epoch, "
                                  f"fewer than batch_size={self.batch_size}")
@@ -126,8 +137,11 @@ class SpeakerDataModule(L.LightningDataModule):
         if len(dataset) < self.batch_size:
             raise ValueError(f"{self.train_dir}: {len(dataset)} utterances, fewer than batch_size={self.batch_size}")
         if self.seed is None:  # the original sampling: torch's RNG shuffles
-            return DataLoader(dataset, shuffle=self.shuffle, **loader)
-        return DataLoader(dataset, sampler=EpochSampler(len(dataset), self.seed, self.shuffle), **loader)
+            sampler = EpochRandomSampler(dataset) if self.shuffle else EpochSequentialSampler(dataset)
+        else:
+            sampler = EpochSampler(len(dataset), self.seed, self.shuffle)
+        # A checkpoint records the loader's place in the epoch; a resume continues from it.
+        return ResumableLoader(dataset, sampler=sampler, **loader)
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dir is None:

@@ -18,13 +18,43 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from xvector.data.audio import audio_info, load_audio
+from xvector.data.audio import audio_info, load_audio, resample_audio
 from xvector.data.augment import speed_perturb
 
 # Tag of the per-item RNG stream (second, so that trailing zeros never alias two streams).
 _STREAM_ITEM = 7
 
 Reader = Callable[[int, int], np.ndarray]  # (start, num_samples) -> (num_samples,) float32
+
+
+def utterance_samples(where: str, utt: str, num_samples: int, file_rate: int, sample_rate: int,
+                      resample: bool) -> int:
+    """Samples at ``sample_rate`` of utterance ``utt`` (``num_samples`` at ``file_rate``, read at ``where``).
+
+    The checks every training utterance passes, from a file or a shard member alike.
+
+    Raises:
+        ValueError: naming ``where`` and ``utt`` for another rate without ``resample``, or no samples.
+    """
+    if file_rate != sample_rate and not resample:
+        raise ValueError(f"{where}: utterance {utt!r} has sample rate {file_rate} Hz, expected {sample_rate} Hz "
+                         "(data.resample=true converts)")
+    if num_samples == 0:
+        raise ValueError(f"{where}: utterance {utt!r} is empty")
+    return math.ceil(num_samples * sample_rate / file_rate)
+
+
+def window_reader(read: Reader, file_rate: int, sample_rate: int) -> Reader:
+    """A :data:`Reader` at ``sample_rate`` over ``read`` at ``file_rate``: each window is read at the
+    file's rate (covering the same time span) and resampled, so a crop never decodes the whole file."""
+    if file_rate == sample_rate:
+        return read
+
+    def resampled(start: int, num: int) -> np.ndarray:
+        wav = read(start * file_rate // sample_rate, math.ceil(num * file_rate / sample_rate))
+        return resample_audio(wav, file_rate, sample_rate)[:num]
+
+    return resampled
 
 
 class CropMaker:
@@ -136,14 +166,7 @@ class CropDataset(Dataset):
         self.file_rates: list[int] = []
         for utt, path in zip(self.utts, self.paths):
             n, sr = audio_info(path)
-            if sr != sample_rate and not resample:
-                raise ValueError(
-                    f"{path}: utterance {utt!r} has sample rate {sr} Hz, expected {sample_rate} Hz "
-                    "(data.resample=true converts)"
-                )
-            if n == 0:
-                raise ValueError(f"{path}: utterance {utt!r} is empty")
-            self.num_samples.append(math.ceil(n * sample_rate / sr))
+            self.num_samples.append(utterance_samples(str(path), utt, n, sr, sample_rate, resample))
             self.file_rates.append(sr)
 
     def __len__(self) -> int:
@@ -151,17 +174,13 @@ class CropDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         epoch, index = key if isinstance(key, tuple) else (None, key)
-        path, rate = self.paths[index], self.file_rates[index]
+        path, rate, utt = self.paths[index], self.file_rates[index], self.utts[index]
 
-        def read(start: int, num: int) -> np.ndarray:  # start, num at self.sample_rate
-            if rate == self.sample_rate:
-                return load_audio(path, rate, start, num, multichannel=self.multichannel)
-            wav = load_audio(path, self.sample_rate, start * rate // self.sample_rate,
-                             math.ceil(num * rate / self.sample_rate), resample=True,
-                             multichannel=self.multichannel)
-            return wav[:num]
+        def read(start: int, num: int) -> np.ndarray:  # at the file's rate
+            return load_audio(path, rate, start, num, multichannel=self.multichannel, name=f"{path}: utterance {utt!r}")
 
-        wav, label = self.crops(read, self.num_samples[index], self.labels[index], index, epoch)
+        reader = window_reader(read, rate, self.sample_rate)
+        wav, label = self.crops(reader, self.num_samples[index], self.labels[index], index, epoch)
         return {"wav": wav, "utt": self.utts[index], "label": label}
 
 

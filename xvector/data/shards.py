@@ -22,15 +22,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 from webdataset import TarWriter
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from xvector.atomic import atomic_output, atomic_write_text
-from xvector.data.audio import audio_info
-from xvector.data.datasets import CropMaker
+from xvector.data.audio import audio_info, read_audio
+from xvector.data.datasets import CropMaker, utterance_samples, window_reader
 from xvector.data.lists import load_data_dir
 
 MANIFEST = "shards.json"
@@ -38,15 +37,20 @@ _STREAM_SHARDS, _STREAM_BUFFER = 9, 10  # RNG stream tags
 
 
 def write_shards(data_dir: str | os.PathLike, out_dir: str | os.PathLike, max_utts: int = 1000,
-                 max_bytes: int = 1 << 30, sample_rate: int = 16000) -> dict:
+                 max_bytes: int = 1 << 30, sample_rate: int = 16000, resample: bool = False) -> dict:
     """Write the utterances of a Kaldi data dir (``wav.scp``, ``utt2spk``) as tar shards.
 
     A shard closes at ``max_utts`` utterances or before it would pass ``max_bytes`` of audio
     (a single larger file gets a shard of its own). Each shard and then the manifest are
     written to a temporary name and renamed. Returns the manifest.
 
+    Files are stored verbatim: ``resample=True`` accepts files at other rates (the reader
+    converts them when it runs with ``resample=True``, as the map-style loaders do), and
+    multi-channel files are kept as they are (the reader's ``multichannel`` decides).
+
     Raises:
-        ValueError: on bad limits, or naming a file with another sample rate or no samples.
+        ValueError: on bad limits, or naming a file with no samples or (without ``resample``)
+            another sample rate.
     """
     if max_utts < 1 or max_bytes < 1:
         raise ValueError(f"max_utts and max_bytes must be >= 1, got {max_utts}, {max_bytes}")
@@ -69,7 +73,7 @@ def write_shards(data_dir: str | os.PathLike, out_dir: str | os.PathLike, max_ut
             for i in group:
                 utt, path = utts[i], Path(data.wavs[utts[i]])
                 n, sr = audio_info(path)
-                if sr != sample_rate or n == 0:
+                if (sr != sample_rate and not resample) or n == 0:
                     raise ValueError(f"{path}: utterance {utt!r} has {n} samples at {sr} Hz, expected {sample_rate} Hz")
                 meta = {"utt": utt, "spk": data.utt2spk[utt], "index": i, "num_samples": n}
                 w.write({"__key__": f"{i:0{width}d}", path.suffix.lstrip(".").lower() or "wav": path.read_bytes(),
@@ -124,20 +128,6 @@ def buffer_shuffle(items: Iterable, size: int, rng: np.random.Generator) -> Iter
         yield buf[j]
 
 
-def decode_audio(data: bytes, sample_rate: int, name: str) -> np.ndarray:
-    """Decode audio bytes to float32 mono like :func:`~xvector.data.audio.load_audio`."""
-    try:
-        wav, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as err:
-        raise ValueError(f"{name}: cannot decode audio ({err})") from err
-    if sr != sample_rate or len(wav) == 0:
-        raise ValueError(f"{name}: {len(wav)} samples at {sr} Hz, expected {sample_rate} Hz")
-    wav = wav.mean(axis=1) if wav.shape[1] > 1 else wav[:, 0]
-    if not np.isfinite(wav).all():
-        raise ValueError(f"{name}: audio contains NaN or infinite samples")
-    return wav
-
-
 class ShardStream(IterableDataset):
     """Training crops streamed from a shard folder; yields the items of ``CropDataset``.
 
@@ -152,6 +142,9 @@ class ShardStream(IterableDataset):
         shuffle: shuffle shard order and samples (a ``shuffle_buffer``-item buffer).
         shuffle_buffer: buffer size in utterances (memory: that many encoded files).
         rank / world_size: this DDP process and their number.
+        resample / multichannel: as in :class:`~xvector.data.datasets.CropDataset`; members are
+            decoded and checked by the same code as files on disk
+            (:func:`~xvector.data.audio.read_audio`), so both give the same crops and errors.
         num_workers: data workers per rank, for ``len``; the live count comes from torch.
         equalize: cap every reader at the smallest guaranteed share so all ranks run the same
             number of steps (needed by DDP); default: when ``world_size > 1``.
@@ -161,7 +154,8 @@ class ShardStream(IterableDataset):
     def __init__(self, shard_dir: str | os.PathLike, chunk_sec: float, sample_rate: int = 16000,
                  seed: int | None = None, augment: Callable | None = None, speeds: Sequence[float] = (1.0,),
                  shuffle: bool = True, shuffle_buffer: int = 1000, rank: int = 0, world_size: int = 1,
-                 num_workers: int = 0, equalize: bool | None = None, start_epoch: int = 0) -> None:
+                 num_workers: int = 0, equalize: bool | None = None, start_epoch: int = 0,
+                 resample: bool = False, multichannel: str = "mean") -> None:
         self.dir, manifest = Path(shard_dir), read_manifest(shard_dir)
         if manifest["sample_rate"] != sample_rate:
             raise ValueError(f"{self.dir / MANIFEST}: sample rate {manifest['sample_rate']} Hz, "
@@ -171,6 +165,7 @@ class ShardStream(IterableDataset):
         self.spk2idx = {spk: i for i, spk in enumerate(manifest["speakers"])}
         self.crops = CropMaker(chunk_sec, sample_rate, len(self.spk2idx), seed, augment, speeds)
         self.seed, self.shuffle, self.shuffle_buffer = seed, shuffle, shuffle_buffer
+        self.resample, self.multichannel = resample, multichannel
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
         self.equalize = world_size > 1 if equalize is None else equalize
         self.epoch = start_epoch
@@ -219,16 +214,24 @@ class ShardStream(IterableDataset):
             yield self.item(sample, epoch)
 
     def item(self, sample: dict, epoch: int) -> dict:
-        """Decode and crop one WebDataset sample ``{"__key__", "json", <ext>}``."""
+        """Decode and crop one WebDataset sample ``{"__key__", "json", <ext>}``.
+
+        The checks, channel handling and resampling are :class:`~xvector.data.datasets.CropDataset`'s:
+        the member is decoded at its own rate and each crop window resampled, as from a file.
+        """
         meta = json.loads(sample["json"])
-        name = f"{sample.get('__url__')}:{sample['__key__']}"
+        where = f"{sample.get('__url__')}:{sample['__key__']}"
         ext = [k for k in sample if not k.startswith("__") and k != "json"]
         if len(ext) != 1:
-            raise ValueError(f"{name}: expected one audio entry beside json, got {ext}")
-        wav = decode_audio(sample[ext[0]], self.crops.sample_rate, name)
-        crop, label = self.crops(lambda start, num: wav[start : start + num], len(wav),
-                                 self.spk2idx[meta["spk"]], int(meta["index"]), epoch)
-        return {"wav": crop, "utt": meta["utt"], "label": label}
+            raise ValueError(f"{where}: expected one audio entry beside json, got {ext}")
+        utt, sample_rate = meta["utt"], self.crops.sample_rate
+        name = f"{where}: utterance {utt!r}"
+        n, rate = audio_info(io.BytesIO(sample[ext[0]]), name=name)
+        num_samples = utterance_samples(where, utt, n, rate, sample_rate, self.resample)
+        wav, _ = read_audio(io.BytesIO(sample[ext[0]]), rate, multichannel=self.multichannel, name=name)
+        read = window_reader(lambda start, num: wav[start : start + num], rate, sample_rate)
+        crop, label = self.crops(read, num_samples, self.spk2idx[meta["spk"]], int(meta["index"]), epoch)
+        return {"wav": crop, "utt": utt, "label": label}
 
 
 def rank_and_world_size() -> tuple[int, int]:
