@@ -96,17 +96,9 @@ def bench_frontend(repeats: int, peer: bool) -> list[Row]:
 # --- training step --------------------------------------------------------------------------
 
 
-def _our_step(in_dim: int, batch: int = 32, frames: int = 200, classes: int = 1000, compiled: bool = False):
-    from xvector.losses.margin import Softmax
-    from xvector.nets.tdnn import XVector
-
-    torch.manual_seed(0)
-    net = XVector(in_channels=in_dim, segment_dims=[])  # embedding = the one 512-dim segment layer
-    head = Softmax(net.head_in_dim, classes)
+def _train_step(net: torch.nn.Module, head: torch.nn.Module, logits, labels: torch.Tensor, compiled: bool):
+    """One optimizer step (Adam) on ``cross_entropy(logits(), labels)``; ``logits`` compiled on request."""
     opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=1e-3)
-    feats = torch.randn(batch, in_dim, frames)  # (B, F, T): features are Conv1d channels
-    labels = torch.randint(0, classes, (batch,))
-    logits = lambda: head(net(feats), labels)  # noqa: E731
     logits = torch.compile(logits) if compiled else logits
 
     def step() -> None:
@@ -114,8 +106,19 @@ def _our_step(in_dim: int, batch: int = 32, frames: int = 200, classes: int = 10
         F.cross_entropy(logits().float(), labels).backward()
         opt.step()
 
-    params = sum(p.numel() for p in net.parameters())
-    return step, params
+    return step, sum(p.numel() for p in net.parameters())
+
+
+def _our_step(in_dim: int, batch: int = 32, frames: int = 200, classes: int = 1000, compiled: bool = False):
+    from xvector.losses.margin import Softmax
+    from xvector.nets.tdnn import XVector
+
+    torch.manual_seed(0)
+    net = XVector(in_channels=in_dim, segment_dims=[])  # embedding = the one 512-dim segment layer
+    head = Softmax(net.head_in_dim, classes)
+    feats = torch.randn(batch, in_dim, frames)  # (B, F, T): features are Conv1d channels
+    labels = torch.randint(0, classes, (batch,))
+    return _train_step(net, head, lambda: head(net(feats), labels), labels, compiled)
 
 
 def _peer_step(in_dim: int, batch: int = 32, frames: int = 200, classes: int = 1000, compiled: bool = False):
@@ -124,19 +127,9 @@ def _peer_step(in_dim: int, batch: int = 32, frames: int = 200, classes: int = 1
     torch.manual_seed(0)
     net = Xvector(in_channels=in_dim)  # 512-512-512-512-1500, lin_neurons=512
     head = torch.nn.Linear(512, classes)
-    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=1e-3)
     feats = torch.randn(batch, frames, in_dim)  # (B, T, F): SpeechBrain's layout
     labels = torch.randint(0, classes, (batch,))
-    logits = lambda: head(net(feats).squeeze(1))  # noqa: E731
-    logits = torch.compile(logits) if compiled else logits
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(logits().float(), labels).backward()
-        opt.step()
-
-    params = sum(p.numel() for p in net.parameters())
-    return step, params
+    return _train_step(net, head, lambda: head(net(feats).squeeze(1)), labels, compiled)
 
 
 def _bf16(step):

@@ -26,7 +26,10 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   touch "$venv/.complete"
 fi
 # Point the editable install at this clone (a cached venv may have been made by another one).
-if [ "$("$venv/bin/python" -c 'import xvector, os; print(os.path.dirname(os.path.dirname(os.path.realpath(xvector.__file__))))' 2>/dev/null)" != "$repo" ]; then
+# Asked from / : in the caller's folder `import xvector` could find ./xvector instead of the
+# installed one, and subprocesses started elsewhere would then import another clone's code.
+installed="$(cd / && "$venv/bin/python" -c 'import xvector, os; print(os.path.dirname(os.path.dirname(os.path.realpath(xvector.__file__))))' 2>/dev/null || true)"
+if [ "$installed" != "$repo" ]; then
   "$venv/bin/python" -m pip install -q --no-deps -e "$repo" > "$venv/reinstall.log" 2>&1 \
     || { cat "$venv/reinstall.log" >&2; exit 1; }
 fi

@@ -22,12 +22,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-utts", type=int, default=1000, help="utterances per shard at most")
     p.add_argument("--max-bytes", type=int, default=1 << 30, help="audio bytes per shard at most")
     p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--resample", action="store_true",
+                   help="accept files at other rates (stored as they are; train with data.resample=true)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    manifest = write_shards(args.data_dir, args.out, args.max_utts, args.max_bytes, args.sample_rate)
+    manifest = write_shards(args.data_dir, args.out, args.max_utts, args.max_bytes, args.sample_rate,
+                            resample=args.resample)
     print(json.dumps({"utterances": manifest["utterances"], "shards": len(manifest["shards"])}))
     return manifest
 

@@ -351,3 +351,30 @@ def test_plot_metrics_writes_a_png(trained_run, tmp_path):
     with pytest.raises(ValueError, match="no train/loss"):
         (tmp_path / "empty.csv").write_text("epoch,step\n0,0\n")
         script.main([str(tmp_path / "empty.csv"), "--out", str(tmp_path / "x.png")])
+
+
+def test_epoch_summary_line_and_progress_bar_follows_the_terminal(tiny_corpus, tmp_path, compose_config, caplog,
+                                                                   monkeypatch):
+    import re
+    import sys
+
+    from xvector.progress import progress_bar_enabled
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert progress_bar_enabled(None) is False and progress_bar_enabled(True) is True
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert progress_bar_enabled(None) is True and progress_bar_enabled(False) is False
+
+    args = [f"paths.data_dir={tiny_corpus}", f"paths.output_dir={tmp_path}", *TINY_NET,
+            "trainer.max_epochs=2", "trainer.limit_train_batches=2", "data.batch_size=4"]
+    cfg = compose_config("train", args)
+    assert cfg.trainer.enable_progress_bar is None  # the default: follow the terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    with caplog.at_level("INFO", logger="xvector.train"):
+        system, trainer = _fit(cfg)
+    assert not trainer.progress_bar_callback  # not a terminal: no bar
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert len(lines) == 2, lines
+    pattern = (r"epoch 2/2 in \d+\.\d s \((\d+) crops/s\): train/loss [\d.]+ \(epoch mean\), "
+               r"train/acc [\d.e-]+, val/eer [\d.e-]+, val/min_dcf [\d.e-]+, lr [\d.e-]+")
+    assert re.fullmatch(pattern, lines[1]), lines[1]

@@ -27,7 +27,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from xvector.atomic import atomic_output, remove_stale_temporaries
-from xvector.lit_module import CONFIG_KEY
+from xvector.embedder import CONFIG_KEY
 
 HEAD_PREFIX = "head."
 TMP_SUFFIX = ".tmp"
@@ -161,7 +161,7 @@ def average_checkpoints(paths: Sequence[str | os.PathLike], output: str | os.Pat
 
     Floating-point tensors are averaged (in float64, stored in their own dtype); integer
     buffers (e.g. batch-norm counters) come from the last checkpoint. The result carries the
-    last checkpoint's config, so :func:`~xvector.lit_module.load_embedder` and ``init_from=``
+    last checkpoint's config, so :func:`~xvector.embedder.load_embedder` and ``init_from=``
     accept it; it holds no optimizer state and cannot be resumed from.
 
     Returns:

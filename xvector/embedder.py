@@ -14,8 +14,16 @@ Example:
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+CONFIG_KEY = "xvector_config"  # where a training checkpoint keeps its run's config
 
 
 class Embedder(nn.Module):
@@ -48,3 +56,36 @@ def for_inference(embedder: Embedder, precision: str = "32") -> Embedder:
     from xvector.nets.fuse import inference_net
 
     return Embedder(embedder.features, inference_net(embedder.net, precision)).eval()
+
+
+def load_embedder(ckpt_path: str | os.PathLike, map_location: str = "cpu") -> tuple[Embedder, DictConfig]:
+    """Rebuild the front-end and net of a training checkpoint from its saved config.
+
+    Returns:
+        The :class:`Embedder` in eval mode, and the run's config.
+
+    Raises:
+        ValueError: naming the checkpoint when it is missing, unreadable, holds no xvector
+            config, or its weights do not fit the net its config describes.
+    """
+    if not os.path.isfile(ckpt_path):
+        raise ValueError(f"{ckpt_path}: checkpoint does not exist")
+    try:
+        ckpt = torch.load(ckpt_path, map_location=map_location, weights_only=False)
+    except Exception as err:  # torch raises many types for corrupt files
+        raise ValueError(f"{ckpt_path}: cannot read checkpoint ({err})") from err
+    if not isinstance(ckpt, dict) or not ckpt.get(CONFIG_KEY):
+        raise ValueError(f"{ckpt_path}: not an xvector training checkpoint (no '{CONFIG_KEY}')")
+    from hydra.utils import instantiate  # here: importing this module stays torch-only
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(ckpt[CONFIG_KEY])
+    features = instantiate(cfg.features)
+    embedder = Embedder(features, instantiate(cfg.model)(in_channels=features.out_dim))
+    prefix = "embedder."
+    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    try:
+        embedder.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{ckpt_path}: weights do not match the net of its config ({err})") from err
+    return embedder.eval(), cfg

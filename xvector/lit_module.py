@@ -5,7 +5,7 @@ same functions as ``xvector-score`` (:mod:`xvector.scoring.cosine`, :mod:`xvecto
 logging ``val/eer`` and ``val/min_dcf``. Under DDP every rank embeds its share of the
 utterances; the shares are gathered and de-duplicated before scoring, so ``val/eer`` is the
 single-process value. The resolved run config is stored in every checkpoint, so
-:func:`load_embedder` rebuilds the net from the checkpoint alone; checkpoints also carry the
+:func:`~xvector.embedder.load_embedder` rebuilds the net from the checkpoint alone; checkpoints also carry the
 RNG states (and Lightning stores the training loader's place in its epoch,
 :class:`~xvector.data.resumable.ResumableLoader`), so a run resumed from an end-of-epoch or a
 mid-epoch checkpoint continues exactly.
@@ -29,11 +29,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from xvector.data.lists import Trial, read_trials
-from xvector.embedder import Embedder
+from xvector.embedder import CONFIG_KEY, Embedder, load_embedder  # noqa: F401 (re-exported)
 from xvector.metrics import verification_metrics
 from xvector.scoring.cosine import score_trials, trial_labels
 
-CONFIG_KEY = "xvector_config"
 RNG_KEY = "xvector_rng"
 NAN_POLICIES = ("error", "skip")
 
@@ -333,32 +332,3 @@ class SpeakerSystem(L.LightningModule):
         self.skipped_batches = int(checkpoint.get("skipped_batches", 0))
         if RNG_KEY in checkpoint:
             _set_rng_states(checkpoint[RNG_KEY])
-
-def load_embedder(ckpt_path: str | os.PathLike, map_location: str = "cpu") -> tuple[Embedder, DictConfig]:
-    """Rebuild the front-end and net of a training checkpoint from its saved config.
-
-    Returns:
-        The :class:`Embedder` in eval mode, and the run's config.
-
-    Raises:
-        ValueError: naming the checkpoint when it is missing, unreadable, holds no xvector
-            config, or its weights do not fit the net its config describes.
-    """
-    if not os.path.isfile(ckpt_path):
-        raise ValueError(f"{ckpt_path}: checkpoint does not exist")
-    try:
-        ckpt = torch.load(ckpt_path, map_location=map_location, weights_only=False)
-    except Exception as err:  # torch raises many types for corrupt files
-        raise ValueError(f"{ckpt_path}: cannot read checkpoint ({err})") from err
-    if not isinstance(ckpt, dict) or not ckpt.get(CONFIG_KEY):
-        raise ValueError(f"{ckpt_path}: not an xvector training checkpoint (no '{CONFIG_KEY}')")
-    cfg = OmegaConf.create(ckpt[CONFIG_KEY])
-    features = instantiate(cfg.features)
-    embedder = Embedder(features, instantiate(cfg.model)(in_channels=features.out_dim))
-    prefix = "embedder."
-    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    try:
-        embedder.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"{ckpt_path}: weights do not match the net of its config ({err})") from err
-    return embedder.eval(), cfg

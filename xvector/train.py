@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from xvector import CONFIG_DIR
 from xvector.checkpoints import AtomicCheckpointIO, RemoveStaleTemporaries, load_init_weights
 from xvector.lit_module import SpeakerSystem, shard_validation
+from xvector.progress import EpochSummary, progress_bar_enabled
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,12 @@ def build(cfg: DictConfig) -> tuple[SpeakerSystem, L.LightningDataModule, L.Trai
         log.info("initialised %d tensors from %s", len(loaded), cfg.init_from)
     if cfg.get("compile"):
         system.embedder.net.compile(backend=cfg.get("compile_backend", "inductor"))
-    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c] + [RemoveStaleTemporaries()]
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c]
+    callbacks += [RemoveStaleTemporaries(), EpochSummary()]
     loggers = [instantiate(lg) for lg in cfg.get("logger", {}).values() if lg]
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress_bar_enabled(cfg.trainer.get("enable_progress_bar")),
     )
     return system, datamodule, trainer
 
@@ -66,7 +69,10 @@ def build(cfg: DictConfig) -> tuple[SpeakerSystem, L.LightningDataModule, L.Trai
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the system described by ``cfg``; return the final logged metrics."""
     system, datamodule, trainer = build(cfg)
-    log.info("training %s speakers, %d parameters", datamodule.num_speakers, sum(p.numel() for p in system.parameters()))
+    classes, speeds = datamodule.num_speakers, len(getattr(datamodule, "speeds", (1.0,)))
+    speakers = classes // speeds
+    per = f" ({classes} classes: {speeds} speeds each)" if speeds > 1 else ""
+    log.info("training %d speakers%s, %d parameters", speakers, per, sum(p.numel() for p in system.parameters()))
     trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 

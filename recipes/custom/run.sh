@@ -20,21 +20,9 @@ experiment=synthetic_xvector_aam   # the small x-vector; for thousands of speake
 targets=5000
 nontargets=5000
 sample_rate=16000
-overrides=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop_stage) stop_stage=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    --experiment) experiment=$2; shift 2 ;;
-    --targets) targets=$2; shift 2 ;;
-    --nontargets) nontargets=$2; shift 2 ;;
-    --sample_rate) sample_rate=$2; shift 2 ;;
-    --) shift; overrides=("$@"); break ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+# shellcheck source=recipes/lib.sh
+. recipes/lib.sh
+parse_options "$@"
 
 for d in train test; do
   [ -f "$data/$d/wav.scp" ] || { echo "$data/$d/wav.scp missing: run scripts/prepare_dir.py first (see recipes/custom/README.md)" >&2; exit 1; }

@@ -16,27 +16,13 @@ data=data/synthetic
 exp=exp/synthetic
 experiment=synthetic_xvector_aam
 corpus_args=""
-overrides=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop_stage) stop_stage=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    --experiment) experiment=$2; shift 2 ;;
-    --corpus_args) corpus_args=$2; shift 2 ;;
-    --) shift; overrides=("$@"); break ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+# shellcheck source=recipes/lib.sh
+. recipes/lib.sh
+parse_options "$@"
 
-# Keep glibc from handing large buffers back to the OS after every step: page faults cost a
-# lot on these VMs (see DEVELOPERS.md); measured 1.7-2.0 s -> 1.1 s per training step.
-export MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=1073741824
 
 run_dir=$exp/xvector
 mkdir -p "$exp"
-timer() { date +%s; }
 t_all=$(timer)
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then

@@ -26,25 +26,9 @@ train_set=vox2_dev
 backend=cosine        # cosine (training mean subtracted, + AS-norm) | plda (LDA + PLDA)
 jobs=8
 num_avg=10            # average the last N epochs' checkpoints before extraction (WeSpeaker: 10); 0: last.ckpt
-overrides=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop_stage) stop_stage=$2; shift 2 ;;
-    --vox1) vox1=$2; shift 2 ;;
-    --vox2) vox2=$2; shift 2 ;;
-    --vox2_flac) vox2_flac=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    --experiment) experiment=$2; shift 2 ;;
-    --train_set) train_set=$2; shift 2 ;;
-    --backend) backend=$2; shift 2 ;;
-    --jobs) jobs=$2; shift 2 ;;
-    --num_avg) num_avg=$2; shift 2 ;;
-    --) shift; overrides=("$@"); break ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+# shellcheck source=recipes/lib.sh
+. recipes/lib.sh
+parse_options "$@"
 [ -n "$vox2_flac" ] || vox2_flac=${vox2:+$vox2/flac}
 run_dir=$exp/$experiment
 mkdir -p "$exp"

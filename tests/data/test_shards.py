@@ -156,3 +156,10 @@ def test_stereo_and_other_rate_members_fail_like_the_files_on_disk(odd_corpus, t
     assert _message_after_location(in_shard, "a-u01") == _message_after_location(on_disk, "a-u01")
     assert "2 channels, expected mono" in str(in_shard.value)
     assert str(in_shard.value).startswith(str(tmp_path / "shards"))
+
+
+def test_make_shards_script_takes_other_rates_only_with_resample(odd_corpus, tmp_path):
+    with pytest.raises(ValueError, match=r"8000 Hz, expected 16000"):
+        make_shards_main(["--data-dir", str(odd_corpus), "--out", str(tmp_path / "strict")])
+    manifest = make_shards_main(["--data-dir", str(odd_corpus), "--out", str(tmp_path / "ok"), "--resample"])
+    assert manifest["utterances"] == sum(1 for _ in open(odd_corpus / "wav.scp"))

@@ -54,19 +54,20 @@ def weighted_stats(x: torch.Tensor, weights: torch.Tensor, var_floor: float) -> 
 def weighted_moments(x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and (unfloored) variance ``(B, C)`` of ``x (B, C, T)`` under ``weights`` summing to 1 over T.
 
-    Weights shared by all channels ``(B, 1, T)`` reduce by batched matrix products (one read
-    of ``x`` for each moment, any memory layout, float32 even under autocast); per-channel
-    weights ``(B, C, T)`` elementwise.
+    At inference (no autograd graph), weights shared by all channels ``(B, 1, T)`` reduce by
+    batched matrix products, squaring in place: one read of ``x`` per moment in any memory
+    layout (the int8 frames-major output too), float32 even under autocast; 2.3x faster on a
+    (16, 1500, 1000) input here (10 vs 23 ms). Training, and per-channel weights ``(B, C, T)``, use the
+    elementwise form (in training the gain is lost in the step, and its numbers stay those of
+    the recorded runs).
     """
-    if weights.shape[1] != 1 or x.shape[1] == 1:
+    if torch.is_grad_enabled() or weights.shape[1] != 1 or x.shape[1] == 1:
         mean = (x * weights).sum(-1)  # (B, C)
         return mean, (weights * (x - mean.unsqueeze(-1)) ** 2).sum(-1)
     w = weights.transpose(1, 2).to(x.dtype)  # (B, T, 1)
     with torch.autocast(device_type=x.device.type, enabled=False):
         mean = torch.bmm(x, w)  # (B, C, 1)
-        centered = x - mean
-        # In place when no graph is recorded: one (B, C, T) buffer fewer.
-        squared = centered.square() if torch.is_grad_enabled() else centered.square_()
+        squared = (x - mean).square_()
         return mean[..., 0], torch.bmm(squared, w)[..., 0]
 
 
