@@ -18,9 +18,11 @@ can be folded away, saving a full pass over every frame-level activation:
 utterance's embedding does not depend on what else is in its batch and there is no
 calibration set), an ``int8 × int8 → int32`` matrix product (``torch._int_mm``, oneDNN/VNNI on
 x86), then the float scale, bias and ReLU. The first layer (the features, the smallest layer)
-and the pooling and embedding layers stay float32. On an AVX512-VNNI CPU the 512×1536 product
-runs about 4× faster than float32; ``bench/bench_inference.py`` measures it and the embedding
-error against float32.
+and the pooling and embedding layers stay float32. On this project's AVX512-VNNI CPU the
+(16000 × 1536) · (1536 × 512) product takes 30 ms in int8 against 136 ms in float32, and whole
+extraction runs 1.9–2.4x faster than float32 (``python -m bench.run --only extract``); on the
+synthetic recipe the int8 embeddings have cosine ≥ 0.99996 to float32 ones and the same EER
+(README, Benchmarks).
 
 Example:
     >>> import torch
