@@ -67,6 +67,11 @@ def test_datamodule_speaker_map_and_batches(tmp_path, noise_dir):
     assert dm.spk2idx == {"a": 0, "b": 1} and dm.num_speakers == 2
     batch = next(iter(dm.train_dataloader()))
     assert batch["wav"].shape == (4, 4000) and batch["labels"].shape == (4,)
+    # page-locked batches only where there is a GPU to copy to, unless asked for
+    assert dm.train_dataloader().pin_memory is torch.cuda.is_available()
+    pinned = SpeakerDataModule(train_dir=str(root), val_dir=str(root), chunk_sec=0.25, batch_size=4, num_workers=0,
+                               pin_memory=True)
+    assert pinned.train_dataloader().pin_memory and pinned.val_dataloader().pin_memory
 
 
 def test_wrong_sample_rate_names_file(tmp_path):

@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from xvector.data.collate import (
@@ -23,7 +24,7 @@ from xvector.data.shards import ShardStream, rank_and_world_size, read_manifest
 
 
 def utterance_loader(wav_scp: str | Path, batch_size: int, num_workers: int = 0, sample_rate: int = 16000,
-                     resample: bool = False, multichannel: str = "mean") -> DataLoader:
+                     resample: bool = False, multichannel: str = "mean", pin_memory: bool = False) -> DataLoader:
     """Whole-utterance loader over a ``wav.scp``, batched by length (for validation and extraction)."""
     dataset = UtteranceDataset(read_wav_scp(wav_scp), sample_rate, resample, multichannel)
     return DataLoader(
@@ -31,6 +32,7 @@ def utterance_loader(wav_scp: str | Path, batch_size: int, num_workers: int = 0,
         batch_sampler=LengthSortedBatchSampler(dataset.lengths, batch_size),
         collate_fn=collate_waveforms,
         num_workers=num_workers,
+        pin_memory=pin_memory,
     )
 
 
@@ -61,6 +63,8 @@ class SpeakerDataModule(L.LightningDataModule):
         shuffle: shuffle training items (off only for tests and debugging).
         resample: resample files at another rate (False: such a file is an error naming it).
         multichannel: ``"mean"`` downmixes, ``"first"`` keeps channel 0, ``"error"`` refuses.
+        pin_memory: page-locked batches for faster host-to-GPU copies; ``None``: when CUDA is
+            available (it does nothing for CPU training).
     """
 
     def __init__(
@@ -80,6 +84,7 @@ class SpeakerDataModule(L.LightningDataModule):
         shuffle: bool = True,
         resample: bool = False,
         multichannel: str = "mean",
+        pin_memory: bool | None = None,
     ) -> None:
         super().__init__()
         if (train_dir is None) == (train_shards is None):
@@ -95,6 +100,7 @@ class SpeakerDataModule(L.LightningDataModule):
         self.seed, self.augment, self.speeds = seed, augment, tuple(speeds)
         self.resample, self.multichannel = resample, multichannel
         self.shuffle_buffer, self.shuffle = shuffle_buffer, shuffle
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
 
     @cached_property
     def train_data(self) -> DataDir:
@@ -119,7 +125,8 @@ class SpeakerDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         loader = dict(batch_size=self.batch_size, drop_last=True, collate_fn=collate_waveforms,
-                      num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                      num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                      pin_memory=self.pin_memory)
         if self.train_shards is not None:
             epoch, rank, world_size = self._epoch_and_rank()
             # Persistent workers keep their copy's epoch count (see ShardStream.__iter__).
@@ -147,5 +154,5 @@ class SpeakerDataModule(L.LightningDataModule):
         if self.val_dir is None:
             return []
         return utterance_loader(self.val_dir / "wav.scp", self.val_batch_size, self.num_workers, self.sample_rate,
-                                self.resample, self.multichannel)
+                                self.resample, self.multichannel, self.pin_memory)
 
