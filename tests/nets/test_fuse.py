@@ -159,3 +159,11 @@ def test_other_nets_pass_through_and_refuse_int8():
         inference_net(ecapa, "int8")
     with pytest.raises(ValueError, match="precision='fp8'"):
         inference_net(XVector(in_channels=20, **SMALL).eval(), "fp8")
+
+
+def test_frame_stack_refuses_float_layers_after_int8_ones():
+    from xvector.nets.fuse import FoldedTDNNLayer, FrameStack
+
+    conv = nn.Conv1d(8, 8, 3)
+    with pytest.raises(ValueError, match="float layers must come before"):
+        FrameStack([Int8TDNNLayer(conv), FoldedTDNNLayer(conv)])

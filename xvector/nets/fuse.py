@@ -91,7 +91,11 @@ class FoldedTDNNLayer(nn.Module):
         super().__init__()
         self.conv = conv
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def context(self) -> int:
+        return self.conv.dilation[0] * (self.conv.kernel_size[0] - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu_(self.conv(x))  # the convolution's output is fresh: ReLU in place
 
 
@@ -187,6 +191,9 @@ class FrameStack(nn.Module):
 
     def __init__(self, layers: list[nn.Module], tail: nn.Module | None = None) -> None:
         super().__init__()
+        kinds = [isinstance(m, Int8TDNNLayer) for m in layers]
+        if kinds != sorted(kinds):
+            raise ValueError("float layers must come before the int8 ones (which run frames-major)")
         self.layers = nn.ModuleList(layers)
         self.tail = tail
 
@@ -198,12 +205,10 @@ class FrameStack(nn.Module):
                 if not frames_major:
                     x, frames_major = x.transpose(1, 2).contiguous(), True  # (B, T, C)
                 x = layer(x, lens)
-                context = layer.context
             else:
                 x = layer(x)
-                context = layer.conv.dilation[0] * (layer.conv.kernel_size[0] - 1)
             if lens is not None:
-                lens = (lens - context).clamp_min(1)
+                lens = (lens - layer.context).clamp_min(1)
         if frames_major:
             x = x.transpose(1, 2)  # (B, C, T') view
         return x if self.tail is None else self.tail(x)
