@@ -378,3 +378,37 @@ def test_epoch_summary_line_and_progress_bar_follows_the_terminal(tiny_corpus, t
     pattern = (r"epoch 2/2 in \d+\.\d s \((\d+) crops/s\): train/loss [\d.]+ \(epoch mean\), "
                r"train/acc [\d.e-]+, val/eer [\d.e-]+, val/min_dcf [\d.e-]+, lr [\d.e-]+")
     assert re.fullmatch(pattern, lines[1]), lines[1]
+
+
+def test_train_acc_is_the_accuracy_without_the_margin():
+    """With a margin head, train/acc counts argmax hits of the plain cosines (Kaldi's accuracy),
+    not of the margin-penalised logits, which under-count (here: 4 of 4 against 0 of 4)."""
+    from functools import partial
+    from unittest import mock
+
+    from xvector.features.fbank import Fbank
+    from xvector.lit_module import SpeakerSystem
+    from xvector.losses.margin import AAMSoftmax
+    from xvector.nets.tdnn import XVector
+
+    torch.manual_seed(0)
+    system = SpeakerSystem(
+        features=Fbank(num_mel_bins=20), net=partial(XVector, channels=(16, 16, 16, 16, 32), embed_dim=8,
+                                                     segment_dims=()),
+        head=partial(AAMSoftmax, scale=30.0, margin=1.4), optimizer=partial(torch.optim.SGD, lr=0.1), num_classes=4,
+    )
+    system.eval()  # fixed BatchNorm statistics: the embeddings below are the ones the step sees
+    wav = torch.randn(4, 8000)
+    lens = torch.full((4,), 8000)
+    with torch.no_grad():
+        emb = system.embedder.net.classifier_input(system._embed(wav, lens, augment=True))
+        labels = system.head(emb).argmax(-1)  # the plain cosines' choices: plain accuracy 1 by construction
+        margin_hits = int((system.head(emb, labels).argmax(-1) == labels).sum())
+    assert margin_hits == 0  # cos(θ + 1.4) puts every target below the others
+    logged = {}
+    system.log = lambda name, value, **kw: logged.__setitem__(name, float(value.detach()))
+    trainer = mock.Mock(global_step=0, current_epoch=0)
+    trainer.strategy.reduce_boolean_decision.side_effect = lambda decision, all=True: decision
+    system._trainer = trainer
+    system.training_step({"wav": wav, "wav_lens": lens, "labels": labels, "utts": list("abcd")}, 0)
+    assert logged["train/acc"] == 1.0

@@ -229,7 +229,8 @@ class SpeakerSystem(L.LightningModule):
         # running statistics (to NaN), so keep a copy of the buffers to put back.
         buffers = [b.clone() for b in self.buffers()] if self.nan_policy == "skip" else None
         embedding = self._embed(batch["wav"], batch["wav_lens"], augment=True)
-        logits = self.head(self.embedder.net.classifier_input(embedding), batch["labels"])
+        head_in = self.embedder.net.classifier_input(embedding)
+        logits = self.head(head_in, batch["labels"])
         loss = F.cross_entropy(logits.float(), batch["labels"])
         # All ranks take the same decision, so none waits for a gradient sync that never comes.
         finite = bool(torch.isfinite(loss))
@@ -246,7 +247,8 @@ class SpeakerSystem(L.LightningModule):
             log.warning("skipping batch: %s (%d skipped so far)", where, self.skipped_batches)
             return self._zero_loss()
         self._finite_batches_since_step += 1
-        acc = (logits.argmax(-1) == batch["labels"]).float().mean()
+        with torch.no_grad():  # classification accuracy without the margin, as Kaldi reports it
+            acc = (self.head(head_in.detach()).argmax(-1) == batch["labels"]).float().mean()
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", acc, prog_bar=True)
         return loss
