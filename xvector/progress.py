@@ -5,7 +5,7 @@ returns in a recipe's log file. ``trainer.enable_progress_bar=null`` (the defaul
 only when stderr is a terminal (:func:`progress_bar_enabled`), and :class:`EpochSummary` logs,
 either way, what a Kaldi log would show per iteration:
 
-    epoch 3/12 in 41.2 s (1830 crops/s): train/loss 2.31 (epoch mean), train/acc 0.531, val/eer 0.0812, lr 0.0012
+    epoch 3/12 in 41.2 s (1830 crops/s): train/loss 2.31, train/acc 0.531 (epoch means), val/eer 0.0812, lr 0.0012
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ class EpochSummary(L.Callback):
         self._start = 0.0
         self._crops = 0
         self._losses: list[float] = []
+        self._accs: list[float] = []
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start, self._crops, self._losses = time.perf_counter(), 0, []
+        self._start, self._crops, self._losses, self._accs = time.perf_counter(), 0, [], []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         wav = batch.get("wav") if isinstance(batch, dict) else None
@@ -46,14 +47,20 @@ class EpochSummary(L.Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor) and loss.numel() == 1 and torch.isfinite(loss):
             self._losses.append(float(loss))
+            acc = trainer.callback_metrics.get("train/acc")  # this batch's, just logged
+            if isinstance(acc, torch.Tensor):
+                self._accs.append(float(acc))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
         seconds = time.perf_counter() - self._start
         metrics = trainer.callback_metrics
-        parts = [f"train/loss {sum(self._losses) / len(self._losses):.4g} (epoch mean)"] if self._losses else []
-        for key in SHOWN[1:] if self._losses else SHOWN:
+        means = {"train/loss": self._losses, "train/acc": self._accs}
+        parts = [f"{key} {sum(v) / len(v):.4g}" for key, v in means.items() if v]
+        if parts:
+            parts[-1] += " (epoch means)"
+        for key in (k for k in SHOWN if not means.get(k)):
             for name in (key, f"{key}_epoch"):
                 if name in metrics:
                     parts.append(f"{key} {float(metrics[name]):.4g}")
