@@ -27,7 +27,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from xvector.atomic import atomic_output, remove_stale_temporaries
-from xvector.embedder import CONFIG_KEY
+from xvector.embedder import CONFIG_KEY, read_checkpoint
 
 HEAD_PREFIX = "head."
 TMP_SUFFIX = ".tmp"
@@ -70,23 +70,6 @@ class RemoveStaleTemporaries(L.Callback):
                 log.warning("removed %d stale temporary checkpoint file(s) left by a killed save in %s: %s",
                             len(stale), folder, ", ".join(p.name for p in stale))
             self.removed += stale
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The dict of an xvector training checkpoint (on the CPU).
-
-    Raises:
-        ValueError: naming ``path`` when it is missing, unreadable or not an xvector checkpoint.
-    """
-    if not os.path.isfile(path):
-        raise ValueError(f"{path}: checkpoint does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many types for corrupt files
-        raise ValueError(f"{path}: cannot read checkpoint ({err})") from err
-    if not isinstance(ckpt, dict) or not ckpt.get(CONFIG_KEY) or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not an xvector training checkpoint (no '{CONFIG_KEY}')")
-    return ckpt
 
 
 def load_init_weights(module: nn.Module, ckpt_path: str | os.PathLike, reset_head: bool = False) -> list[str]:

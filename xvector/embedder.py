@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -58,6 +58,23 @@ def for_inference(embedder: Embedder, precision: str = "32") -> Embedder:
     return Embedder(embedder.features, inference_net(embedder.net, precision)).eval()
 
 
+def read_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[str, Any]:
+    """The dict of an xvector training checkpoint (torch alone: no Lightning import).
+
+    Raises:
+        ValueError: naming ``path`` when it is missing, unreadable or not an xvector checkpoint.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: checkpoint does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # torch raises many types for corrupt files
+        raise ValueError(f"{path}: cannot read checkpoint ({err})") from err
+    if not isinstance(ckpt, dict) or not ckpt.get(CONFIG_KEY) or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not an xvector training checkpoint (no '{CONFIG_KEY}')")
+    return ckpt
+
+
 def load_embedder(ckpt_path: str | os.PathLike, map_location: str = "cpu") -> tuple[Embedder, DictConfig]:
     """Rebuild the front-end and net of a training checkpoint from its saved config.
 
@@ -68,14 +85,7 @@ def load_embedder(ckpt_path: str | os.PathLike, map_location: str = "cpu") -> tu
         ValueError: naming the checkpoint when it is missing, unreadable, holds no xvector
             config, or its weights do not fit the net its config describes.
     """
-    if not os.path.isfile(ckpt_path):
-        raise ValueError(f"{ckpt_path}: checkpoint does not exist")
-    try:
-        ckpt = torch.load(ckpt_path, map_location=map_location, weights_only=False)
-    except Exception as err:  # torch raises many types for corrupt files
-        raise ValueError(f"{ckpt_path}: cannot read checkpoint ({err})") from err
-    if not isinstance(ckpt, dict) or not ckpt.get(CONFIG_KEY):
-        raise ValueError(f"{ckpt_path}: not an xvector training checkpoint (no '{CONFIG_KEY}')")
+    ckpt = read_checkpoint(ckpt_path, map_location)
     from hydra.utils import instantiate  # here: importing this module stays torch-only
     from omegaconf import OmegaConf
 

@@ -54,11 +54,11 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-import soundfile as sf
 import torch
 import torchaudio.functional as AF
 from torch import nn
 
+from xvector.data.audio import load_audio
 from xvector.features.fbank import KaldiFrontEnd
 from xvector.features.normalize import CMN
 from xvector.nets.pooling import StatsPooling
@@ -112,22 +112,14 @@ def resample(wav: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
-    """Any soundfile-readable file → float32 mono ``(S,)`` at ``sample_rate``.
+    """Any soundfile-readable file → float32 mono ``(S,)`` at ``sample_rate`` (channels averaged).
+
+    The checks and the resampler are :func:`xvector.data.audio.load_audio`'s, as in training.
 
     Raises:
         ValueError: naming the file when it cannot be decoded, is empty or holds NaN/inf.
     """
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (S, C)
-    except (sf.LibsndfileError, RuntimeError, OSError) as err:
-        raise ValueError(f"{path}: cannot decode audio ({err})") from err
-    if data.shape[0] == 0:
-        raise ValueError(f"{path}: no samples")
-    if not np.isfinite(data).all():
-        raise ValueError(f"{path}: audio contains NaN or infinite samples")
-    # A mono file's column is already contiguous: no copy (an hour at 16 kHz is 230 MB).
-    wav = torch.from_numpy(data[:, 0]) if data.shape[1] == 1 else to_mono(data.T)
-    return resample(wav, rate, sample_rate)
+    return torch.from_numpy(load_audio(path, sample_rate, resample=True))
 
 
 def check_lengths(embedder: nn.Module, wav_lens: torch.Tensor, names: Sequence[str] | None = None) -> None:

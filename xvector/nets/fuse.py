@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from xvector.nets.pooling import StatsPooling
-from xvector.nets.tdnn import TDNNLayer, XVector
+from xvector.nets.tdnn import TDNNLayer, XVector, check_min_frames
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +235,7 @@ class InferenceXVector(nn.Module):
         return self.context + 1
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        if feats.shape[-1] < self.min_frames:
-            raise ValueError(f"{type(self).__name__} needs at least {self.min_frames} frames, got {feats.shape[-1]}")
+        check_min_frames(self, feats)
         out_lens = None if lengths is None else (lengths - self.context).clamp_min(1)
         x = self.frame_layers(feats, lengths)  # (B, C, T - context)
         return self.embedding(self.pooling(x, out_lens))
@@ -271,8 +270,8 @@ def inference_net(net: nn.Module, precision: str = "32") -> nn.Module:
     layers: list[nn.Module] = []
     scale = shift = None
     for i, layer in enumerate(net.frame_layers):
-        conv = layer.conv if scale is None else fold_into_conv(layer.conv, scale, shift)
-        layers.append(Int8TDNNLayer(conv) if precision == "int8" and i > 0 else FoldedTDNNLayer(copy.deepcopy(conv)))
+        conv = copy.deepcopy(layer.conv) if scale is None else fold_into_conv(layer.conv, scale, shift)
+        layers.append(Int8TDNNLayer(conv) if precision == "int8" and i > 0 else FoldedTDNNLayer(conv))
         scale, shift = batchnorm_affine(layer.norm)
     pooling, tail = net.pooling, None
     if type(net.pooling) is StatsPooling:

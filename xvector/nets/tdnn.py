@@ -46,6 +46,12 @@ class TDNNLayer(nn.Module):
         return self.norm(self.activation(self.conv(x)))
 
 
+def check_min_frames(net: nn.Module, feats: torch.Tensor) -> None:
+    """Raise ``ValueError`` naming the net when ``feats (B, F, T)`` has fewer than ``net.min_frames`` frames."""
+    if feats.shape[-1] < net.min_frames:
+        raise ValueError(f"{type(net).__name__} needs at least {net.min_frames} frames, got {feats.shape[-1]}")
+
+
 def segment_layers(embed_dim: int, segment_dims: Sequence[int]) -> tuple[nn.Sequential, int]:
     """ReLU-BN-affine layers after the embedding (Kaldi's segment layers), ending in ReLU-BN.
 
@@ -111,8 +117,7 @@ class XVector(nn.Module):
         return self.context + 1
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        if feats.shape[-1] < self.min_frames:
-            raise ValueError(f"{type(self).__name__} needs at least {self.min_frames} frames, got {feats.shape[-1]}")
+        check_min_frames(self, feats)
         x = self.frame_layers(feats)  # (B, C, T - context)
         out_lens = None if lengths is None else (lengths - self.context).clamp_min(1)
         return self.embedding(self.pooling(x, out_lens))  # (B, embed_dim)
