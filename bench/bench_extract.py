@@ -100,7 +100,7 @@ def _utterances(n_utts: int) -> torch.Tensor:
 
 def xvector_runner(embedder, batch: int, wav: torch.Tensor):
     """One pass over ``wav (N, S)`` in batches of ``batch``, front-end included."""
-    from xvector.inference import embed_batch
+    from xvector.inference.embed import embed_batch
 
     lens = torch.full((batch,), wav.shape[1])
 
@@ -149,7 +149,7 @@ def onnx_rtf(embedder, n_utts: int, repeats: int) -> tuple[float, float]:
     """(1-thread RTF of the exported graph, export seconds) on 10 s utterances, one at a time."""
     import onnxruntime as ort
 
-    from xvector.export import export_onnx
+    from xvector.cli.export import export_onnx
 
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
@@ -178,9 +178,9 @@ def long_recording_child(hours: float, model_path: str, workdir: str) -> dict:
     """
     import soundfile as sf
 
-    from xvector.embedder import for_inference
-    from xvector.extraction import extract_embeddings
-    from xvector.model_dir import load_model_dir
+    from xvector.inference.embedder import for_inference
+    from xvector.inference.extraction import extract_embeddings
+    from xvector.inference.model_dir import load_model_dir
 
     model = load_model_dir(model_path)
     path = Path(workdir) / "long.wav"
@@ -235,8 +235,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(long_recording_child(float(hours), model_path, d)))
         return
 
-    from xvector.embedder import for_inference
-    from xvector.model_dir import init_checkpoint, load_model_dir, write_model_dir
+    from xvector.inference.embedder import for_inference
+    from xvector.inference.model_dir import init_checkpoint, load_model_dir, write_model_dir
 
     repeats, n_utts = (1, 16) if args.quick else (3, 32)
     hours = args.hours if args.hours is not None else (1 / 6 if args.quick else 1.0)

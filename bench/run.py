@@ -213,7 +213,7 @@ def bench_compile(repeats: int, peer: bool) -> list[Row]:
 def _corpus(data: str | None) -> Path:
     if data:
         return Path(data)
-    from xvector.data.synthetic import make_corpus
+    from xvector.corpora.synthetic.corpus import make_corpus
 
     out = Path(tempfile.mkdtemp(prefix="xvector-bench-")) / "corpus"
     make_corpus(out, n_train_speakers=64, n_train_utts=8, n_test_speakers=0, n_dev_speakers=0,
@@ -230,7 +230,7 @@ def bench_pipeline(steps: int, data: str | None, workers: list[int]) -> list[Row
     from hydra.utils import instantiate
 
     from xvector import CONFIG_DIR
-    from xvector.lit_module import SpeakerSystem
+    from xvector.training.system import SpeakerSystem
 
     corpus = _corpus(data)
 
@@ -297,8 +297,8 @@ def bench_extract(repeats: int, peer: bool) -> list[Row]:
     """Extraction as ``xvector-extract`` runs it (BatchNorms folded; bf16 autocast or int8 frame
     layers by ``precision``), beside SpeechBrain in float32 and under bf16 autocast, and the
     trained net unfolded (the fold's gain)."""
-    from xvector.embedder import Embedder, for_inference
     from xvector.features.fbank import Fbank
+    from xvector.inference.embedder import Embedder, for_inference
     from xvector.nets.tdnn import XVector
 
     torch.manual_seed(0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from xvector.checkpoints import average_checkpoints, last_checkpoints
+from xvector.training.checkpoints import average_checkpoints, last_checkpoints
 
 log = logging.getLogger("average_checkpoints")
 

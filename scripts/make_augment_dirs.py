@@ -4,7 +4,7 @@
 Example:
     python scripts/make_augment_dirs.py --out data/synthetic/augment
 
-Then train with ``augment@data=synthetic``. See :func:`xvector.data.noise_gen.make_augment_dirs`.
+Then train with ``augment@data=synthetic``. See :func:`xvector.corpora.synthetic.noise.make_augment_dirs`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from xvector.data.noise_gen import make_augment_dirs
+from xvector.corpora.synthetic.noise import make_augment_dirs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -4,7 +4,7 @@
 Example:
     python scripts/make_synthetic_corpus.py --out data/synthetic --workers 2
 
-See :func:`xvector.data.synthetic.make_corpus` for the layout. Imports numpy / scipy only.
+See :func:`xvector.corpora.synthetic.corpus.make_corpus` for the layout. Imports numpy / scipy only.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from xvector.data.synthetic import make_corpus
+from xvector.corpora.synthetic.corpus import make_corpus
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

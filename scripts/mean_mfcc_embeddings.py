@@ -16,8 +16,8 @@ import logging
 import torch
 
 from xvector.embeddings import save_embeddings
-from xvector.extract import embed_wav_scp
 from xvector.features.mfcc import MFCC
+from xvector.inference.extraction import embed_wav_scp
 
 
 class MeanMFCC(torch.nn.Module):

@@ -44,7 +44,7 @@ def read_audio(path: str, sample_rate: int) -> np.ndarray:
 
 
 def verify(model_dir: str, enroll: str, test: str, threshold: float | None = None) -> dict:
-    """Score, LLR and decision for two files, as ``xvector.api.SpeakerModel.verify``."""
+    """Score, LLR and decision for two files, as ``xvector.inference.api.SpeakerModel.verify``."""
     d = Path(model_dir)
     if not (d / "embedder.onnx").is_file():
         raise ValueError(f"{d}: no embedder.onnx (make one with xvector-export --format onnx)")

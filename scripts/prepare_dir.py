@@ -7,7 +7,7 @@ Examples:
 
 ``--holdout NAME=N`` moves N random speakers (with two or more utterances) into the sibling
 folder ``NAME`` of the output, e.g. a development set for validation EER during training.
-Unreadable or empty files are left out and counted. See :mod:`xvector.data.prepare`.
+Unreadable or empty files are left out and counted. See :mod:`xvector.corpora.prepare`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from xvector.data.prepare import AUDIO_EXTENSIONS, prepare_data_dir, split_speakers
+from xvector.corpora.prepare import AUDIO_EXTENSIONS, prepare_data_dir, split_speakers
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

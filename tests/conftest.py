@@ -32,7 +32,7 @@ def write_noise_dir(root: Path, spk_utts: dict[str, int], seconds: float = 0.5, 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     """A tiny synthetic corpus (train/dev/test with trials), made once per test session."""
-    from xvector.data.synthetic import make_corpus
+    from xvector.corpora.synthetic.corpus import make_corpus
 
     out = tmp_path_factory.mktemp("synthetic")
     make_corpus(

@@ -16,8 +16,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from xvector import CONFIG_DIR
-from xvector.lit_module import CONFIG_KEY
-from xvector.train import build, train
+from xvector.cli.train import build, train
+from xvector.inference.embedder import CONFIG_KEY
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 SKIP_KEYS = ("kernel", "dilation", "scale", "in_channels")  # small structural ints stay as they are
@@ -42,7 +42,7 @@ def _shrink(node, prefix: str) -> list[str]:
 @pytest.fixture(scope="module")
 def augment_dir(tmp_path_factory) -> Path:
     """Small synthetic MUSAN / RIRS_NOISES folders for experiments that augment."""
-    from xvector.data.noise_gen import make_augment_dirs
+    from xvector.corpora.synthetic.noise import make_augment_dirs
 
     out = tmp_path_factory.mktemp("augment")
     make_augment_dirs(out, n_noise=2, n_music=2, n_speech=3, rooms_per_size=1, rirs_per_room=1, min_sec=1.0, max_sec=1.5)

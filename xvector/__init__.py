@@ -14,7 +14,7 @@ def __getattr__(name: str):
     # Lazy: ``import xvector`` stays light (no torch) for the CLIs' config lookup; the API
     # loads on first use of ``xvector.load_model``.
     if name in ("load_model", "SpeakerModel", "Verification"):
-        from xvector import api
+        from xvector.inference import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'xvector' has no attribute {name!r}")

@@ -7,14 +7,21 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
+from xvector.corpora.synthetic.noise import ROOMS
 from xvector.data.augment import (
-    AddNoise, Compose, OneOf, Reverberate, Transform, mix_at_snr, reverberate, speed_perturb,
+    AddNoise,
+    Compose,
+    OneOf,
+    Reverberate,
+    Transform,
+    mix_at_snr,
+    reverberate,
+    speed_perturb,
 )
 from xvector.data.collate import EpochSampler, collate_waveforms
-from xvector.data.datamodule import SpeakerDataModule
 from xvector.data.datasets import CropDataset
 from xvector.data.lists import load_data_dir
-from xvector.data.noise_gen import ROOMS, make_augment_dirs
+from xvector.training.datamodule import SpeakerDataModule
 
 
 def snr_db(clean: torch.Tensor, mixed: torch.Tensor) -> float:
@@ -171,7 +178,7 @@ def test_speed_perturbation_triples_classes(tmp_path, noise_dir):
 
 
 def test_ensure_augment_dirs_generates_once(tmp_path, monkeypatch):
-    import xvector.data.noise_gen as noise_gen
+    import xvector.corpora.synthetic.noise as noise_gen
 
     calls = []
     real = noise_gen.make_augment_dirs

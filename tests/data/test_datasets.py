@@ -6,9 +6,9 @@ from torch.utils.data import RandomSampler
 
 from xvector.data.audio import load_audio
 from xvector.data.collate import EpochSampler, LengthSortedBatchSampler, collate_waveforms
-from xvector.data.datamodule import SpeakerDataModule, utterance_loader
 from xvector.data.datasets import CropDataset, UtteranceDataset
 from xvector.data.lists import load_data_dir
+from xvector.training.datamodule import SpeakerDataModule, utterance_loader
 
 
 def test_crops_have_fixed_length_and_labels(tmp_path, noise_dir):

@@ -9,9 +9,16 @@ import soundfile as sf
 import torch
 
 from xvector.data.audio import load_audio
-from xvector.data.datamodule import SpeakerDataModule
 from xvector.data.lists import load_data_dir, read_kaldi_map
-from xvector.data.shards import MANIFEST, ShardStream, assign_shards, buffer_shuffle, read_manifest, write_shards
+from xvector.data.shards import (
+    MANIFEST,
+    ShardStream,
+    assign_shards,
+    buffer_shuffle,
+    read_manifest,
+    write_shards,
+)
+from xvector.training.datamodule import SpeakerDataModule
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 make_shards_main = runpy.run_path(str(SCRIPTS / "make_shards.py"))["main"]

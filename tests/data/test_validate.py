@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from xvector.cli.validate import main
 from xvector.data.lists import write_trials
 from xvector.data.validate import validate_data_dir
-from xvector.validate import main
 
 
 @pytest.fixture

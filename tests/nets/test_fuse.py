@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from xvector.inference import embed_long
+from xvector.inference.embed import embed_long
 from xvector.nets.ecapa_tdnn import ECAPATDNN
 from xvector.nets.etdnn import ETDNN
 from xvector.nets.fuse import (
@@ -98,8 +98,8 @@ def test_affine_pooling_is_exact_for_constant_channels():
 
 
 def test_folded_net_chunked_long_recording_equals_trained_net():
-    from xvector.embedder import Embedder, for_inference
     from xvector.features.fbank import Fbank
+    from xvector.inference.embedder import Embedder, for_inference
 
     embedder = Embedder(Fbank(num_mel_bins=20), _trained_like(XVector(in_channels=20, **SMALL)))
     wav = torch.randn(16000 * 5)

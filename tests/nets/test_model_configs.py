@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import TINY_NET
 from xvector import CONFIG_DIR
-from xvector.train import train
+from xvector.cli.train import train
 
 MODELS = sorted(p.stem for p in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
 # Data and front-end sizes of the tiny test run (TINY_NET's "model." entries are x-vector's keys).

@@ -82,7 +82,7 @@ def wav_truncation(path: str | os.PathLike) -> tuple[int, int] | None:
 
 def resample_audio(wav: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     """Band-limited sinc resampling of a 1-D signal (``torchaudio.functional.resample``, the one
-    :mod:`xvector.inference` uses, so training and extraction resample alike).
+    :mod:`xvector.inference.embed` uses, so training and extraction resample alike).
 
     Shapes: ``(S,)`` → ``(ceil(S * new_rate / orig_rate),)``.
     """

@@ -86,7 +86,7 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
 class EpochRandomSampler(RandomSampler):
     """torch's :class:`RandomSampler` (shuffled with torch's global RNG, as always) that records
-    the epoch Lightning sets, so a :class:`~xvector.data.resumable.ResumableLoader` knows which
+    the epoch Lightning sets, so a :class:`~xvector.training.resumable.ResumableLoader` knows which
     epoch a saved position belongs to. Under DDP Lightning replaces it as any ``RandomSampler``."""
 
     epoch = 0

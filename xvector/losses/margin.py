@@ -4,7 +4,7 @@ Margin heads score an embedding by its cosine to one weight vector per class and
 target class: AM-softmax (CosFace) subtracts ``m`` from the target cosine, AAM-softmax
 (ArcFace) adds ``m`` to the target angle, and sub-centre AAM keeps ``K`` weight vectors per
 class and scores each class by its closest one. ``margin`` is a plain attribute, so a
-:class:`~xvector.losses.margin_scheduler.MarginScheduler` may ramp it during training.
+:class:`~xvector.training.margin_scheduler.MarginScheduler` may ramp it during training.
 
 Heads map an embedding ``(B, D)`` to logits ``(B, num_classes)``; the loss is cross-entropy on
 those logits (in the Lightning module). Margin heads apply their margin only when labels are

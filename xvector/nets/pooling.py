@@ -100,7 +100,7 @@ class StatsPooling(nn.Module):
     def from_moments(self, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
         """Pooled output ``(B, 2C)`` from the frames' mean and variance ``(B, C)``: mean ‖ floored std.
 
-        Chunked extraction (:func:`xvector.inference.embed_long`) accumulates the moments
+        Chunked extraction (:func:`xvector.inference.embed.embed_long`) accumulates the moments
         itself and finishes through here.
         """
         return torch.cat([mean, var.clamp_min(self.var_floor).sqrt()], dim=-1)  # (B, 2C)

@@ -25,9 +25,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from xvector.data.convert import convert_files, mirror_paths
+from xvector.corpora.convert import convert_files, mirror_paths
+from xvector.corpora.prepare import Utterance, scan_tree, utterance_id, write_lists
 from xvector.data.lists import Trial, iter_lines, split_fields, write_trials
-from xvector.data.prepare import Utterance, scan_tree, utterance_id, write_lists
 
 # Official list file → Kaldi trial list name. The "2" lists are the cleaned versions.
 TRIAL_LISTS = {

@@ -1,0 +1,242 @@
+"""The Python API: ``xvector.load_model(path)`` → embed, score and verify in three calls.
+
+Example:
+    >>> import tempfile, numpy as np
+    >>> from xvector.inference.model_dir import init_checkpoint, tiny_config, write_model_dir
+    >>> d = tempfile.mkdtemp()
+    >>> ckpt = init_checkpoint(d + "/tiny.ckpt", tiny_config())      # an untrained tiny model
+    >>> _ = write_model_dir(d + "/model", ckpt, calibration={"scale": 10.0, "offset": -5.0},
+    ...                     threshold={"criterion": "eer", "threshold": 0.0, "on": "llr"})
+    >>> model = load_model(d + "/model")
+    >>> rng = np.random.default_rng(0)
+    >>> a, b = rng.standard_normal((2, 16000)).astype(np.float32) * 0.1  # 1 s at 16 kHz each
+    >>> model.embed(a).shape                                   # one waveform → (D,)
+    (16,)
+    >>> model.embed([a, b[:8000]]).shape                       # a list → (B, D), padded
+    (2, 16)
+    >>> model.embed(a[::2], sample_rate=8000).shape            # resampled to 16 kHz first
+    (16,)
+    >>> round(model.score(model.embed(a), model.embed(a)), 4)  # cosine
+    1.0
+    >>> result = model.verify(a, a)        # score → LLR = 10 * score - 5 → LLR >= 0 accepts
+    >>> result.decision, round(result.llr, 3)
+    (True, 5.0)
+    >>> model.embed(a[:1000])
+    Traceback (most recent call last):
+    ...
+    ValueError: input 0: 1000 samples (0.062 s) is shorter than the 2640 samples (0.165 s) the model needs
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+
+from xvector.inference.embed import (
+    DEFAULT_CHUNK_SEC,
+    embed_batch,
+    embed_long,
+    read_audio,
+    resample,
+    to_mono,
+)
+from xvector.inference.embedder import for_inference
+from xvector.inference.model_dir import ModelDir, load_model_dir
+from xvector.scoring.cosine import cosine_scores
+
+#: One input: a file path, or a waveform ``(S,)`` / channels-first ``(C, S)`` array or tensor.
+Audio = Union[str, os.PathLike, np.ndarray, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Outcome of :meth:`SpeakerModel.verify`.
+
+    Attributes:
+        score: cosine score (after mean subtraction when the model stores a mean).
+        llr: calibrated log-likelihood ratio, or None without a calibration.
+        decision: True = same speaker; None when the model has no threshold.
+        threshold: the threshold applied, or None.
+        on: what the threshold applies to: ``"score"`` or ``"llr"`` (None without one).
+    """
+
+    score: float
+    llr: float | None = None
+    decision: bool | None = None
+    threshold: float | None = None
+    on: str | None = None
+
+    def __str__(self) -> str:
+        parts = [f"score {self.score:.4f}"]
+        if self.llr is not None:
+            parts.append(f"llr {self.llr:.3f}")
+        if self.decision is None:
+            parts.append("decision: none (the model has no threshold)")
+        else:
+            verdict = "same speaker" if self.decision else "different speakers"
+            parts.append(f"decision: {verdict} ({self.on} {'>=' if self.decision else '<'} {self.threshold:.4f})")
+        return ", ".join(parts)
+
+
+class SpeakerModel:
+    """A trained embedder with its scoring files (mean, calibration, threshold).
+
+    Args:
+        model: a loaded :class:`~xvector.inference.model_dir.ModelDir`.
+        chunk_sec: recordings longer than this are embedded in chunks with exact statistics
+            pooling (:func:`xvector.inference.embed.embed_long`).
+        batch_size: waveforms per forward pass when embedding a list.
+        precision: ``"32"`` (float32, BatchNorms folded: the trained net up to rounding) or
+            ``"int8"`` (int8 frame layers, TDNN x-vectors only; see :mod:`xvector.nets.fuse`).
+    """
+
+    def __init__(
+        self, model: ModelDir, chunk_sec: float = DEFAULT_CHUNK_SEC, batch_size: int = 16, precision: str = "32"
+    ) -> None:
+        self.model = model
+        self.embedder = for_inference(model.embedder, precision)
+        self.mean = model.mean
+        self.calibration = model.calibration
+        self.threshold = model.threshold
+        self.chunk_sec = chunk_sec
+        self.batch_size = batch_size
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate (Hz) the model runs at; other rates are resampled to it."""
+        return self.model.sample_rate
+
+    @property
+    def embed_dim(self) -> int:
+        return self.model.embed_dim
+
+    def _waveform(self, x: Audio, sample_rate: int | None) -> torch.Tensor:
+        if isinstance(x, (str, os.PathLike)):
+            return read_audio(x, self.sample_rate)
+        wav = to_mono(x)
+        if not torch.isfinite(wav).all():
+            raise ValueError("waveform contains NaN or infinite samples")
+        return resample(wav, sample_rate or self.sample_rate, self.sample_rate)
+
+    def embed(
+        self, x: Audio | Sequence[Audio], sample_rate: int | None = None, lengths: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Embed one input or a batch.
+
+        Args:
+            x: a path, a waveform ``(S,)`` (or ``(C, S)`` channels-first, downmixed), a list of
+                those, or a padded batch ``(B, S)`` array/tensor (with ``lengths``).
+            sample_rate: rate of array inputs in Hz (default: the model's); files carry theirs.
+            lengths: valid samples per row of a ``(B, S)`` batch (default: all).
+
+        Returns:
+            ``(D,)`` float32 for one input, ``(B, D)`` for a list or a batch (raw embeddings;
+            :meth:`score` subtracts the stored mean).
+
+        Raises:
+            ValueError: for unreadable files and inputs shorter than the net's ``min_frames``.
+        """
+        single = isinstance(x, (str, os.PathLike)) or (np.ndim(x) == 1 if not isinstance(x, (list, tuple)) else False)
+        if single:
+            items = [x]
+        elif isinstance(x, (list, tuple)):
+            items = list(x)
+        else:  # a (B, S) batch
+            rows = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+            if rows.ndim != 2:
+                raise ValueError(f"expected a waveform (S,), a list, or a batch (B, S); got shape {tuple(rows.shape)}")
+            lens = lengths if lengths is not None else [rows.shape[1]] * rows.shape[0]
+            items = [rows[i, : int(n)] for i, n in enumerate(lens)]
+        wavs = [self._waveform(item, sample_rate) for item in items]
+        out = self._embed_waveforms(wavs)
+        return out[0] if single else out
+
+    @torch.inference_mode()
+    def _embed_waveforms(self, wavs: list[torch.Tensor]) -> np.ndarray:
+        out = np.zeros((len(wavs), self.embed_dim), dtype=np.float32)
+        long_samples = self.chunk_sec * self.sample_rate
+        names = [f"input {i}" for i in range(len(wavs))]
+        short = [i for i, w in enumerate(wavs) if len(w) <= long_samples]
+        for i in set(range(len(wavs))) - set(short):
+            out[i] = embed_long(self.embedder, wavs[i], self.chunk_sec, names[i]).numpy()
+        short.sort(key=lambda i: -len(wavs[i]))  # length-sorted batches pad little
+        for start in range(0, len(short), self.batch_size):
+            idx = short[start : start + self.batch_size]
+            lens = torch.tensor([len(wavs[i]) for i in idx])
+            batch = torch.zeros(len(idx), int(lens.max()))
+            for row, i in enumerate(idx):
+                batch[row, : len(wavs[i])] = wavs[i]
+            out[idx] = embed_batch(self.embedder, batch, lens, [names[i] for i in idx]).float().numpy()
+        return out
+
+    def score(self, a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
+        """Cosine score of embeddings ``(D,)`` vs ``(D,)`` (a float) or row-wise ``(N, D)`` (an array).
+
+        The stored training mean, if any, is subtracted first (as ``xvector-score
+        mean_embeddings=...``).
+        """
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        one = a.ndim == 1
+        a, b = np.atleast_2d(a), np.atleast_2d(b)
+        if a.shape[-1] != self.embed_dim or b.shape != a.shape:
+            raise ValueError(f"need two embeddings of one shape (..., {self.embed_dim}), got {a.shape} and {b.shape}")
+        if self.mean is not None:
+            a, b = a - self.mean, b - self.mean
+        scores = cosine_scores(a, b)
+        return float(scores[0]) if one else scores
+
+    def llr(self, score: float) -> float | None:
+        """Calibrated LLR ``scale * score + offset``, or None without a calibration."""
+        if self.calibration is None:
+            return None
+        return self.calibration["scale"] * float(score) + self.calibration["offset"]
+
+    def verify(
+        self, a: Audio, b: Audio, sample_rate: int | None = None, threshold: float | None = None
+    ) -> Verification:
+        """Are ``a`` and ``b`` (paths or waveforms) the same speaker?
+
+        Args:
+            a, b: two inputs as for :meth:`embed`.
+            sample_rate: rate of array inputs in Hz.
+            threshold: override the stored threshold (on the LLR when the model is
+                calibrated, else on the score).
+
+        Returns:
+            A :class:`Verification`. The decision uses ``threshold.json`` when the model has
+            one; else, for a calibrated model, LLR >= 0 (the Bayes decision at a target prior
+            of 0.5 with equal costs); else there is no decision.
+        """
+        emb = self.embed([a, b], sample_rate=sample_rate)
+        score = self.score(emb[0], emb[1])
+        llr = self.llr(score)
+        on, thr = None, None
+        if threshold is not None:
+            on, thr = ("llr" if llr is not None else "score"), float(threshold)
+        elif self.threshold is not None:
+            on, thr = self.threshold["on"], self.threshold["threshold"]
+        elif llr is not None:
+            on, thr = "llr", 0.0
+        if on is None:
+            return Verification(score, llr)
+        value = llr if on == "llr" else score
+        return Verification(score, llr, bool(value >= thr), thr, on)
+
+
+def load_model(
+    path: str | os.PathLike, chunk_sec: float = DEFAULT_CHUNK_SEC, batch_size: int = 16, precision: str = "32"
+) -> SpeakerModel:
+    """Load a model directory (``xvector-export``) or a training checkpoint.
+
+    ``precision``: ``"32"`` or ``"int8"``, as :class:`SpeakerModel`.
+
+    Raises:
+        ValueError: naming the path when it is neither or a file in it is malformed.
+    """
+    return SpeakerModel(load_model_dir(Path(path)), chunk_sec, batch_size, precision)
