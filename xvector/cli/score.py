@@ -46,8 +46,8 @@ from xvector.embeddings import load_embeddings
 from xvector.metrics import (
     c_primary,
     choose_threshold,
-    compute_min_dcf,
     compute_min_cllr,
+    compute_min_dcf,
     llr_metrics,
     rates_at_threshold,
     verification_metrics,

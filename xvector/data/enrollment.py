@@ -29,7 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from xvector.data.lists import Trial, check_id, iter_lines, split_fields, utt2spk_to_spk2utt, write_kaldi_map
+from xvector.data.lists import (
+    Trial,
+    check_id,
+    iter_lines,
+    split_fields,
+    utt2spk_to_spk2utt,
+    write_kaldi_map,
+)
 
 
 def read_enroll_map(path: str | os.PathLike) -> dict[str, list[str]]:

@@ -80,6 +80,9 @@ class SpeakerStore:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def __contains__(self, speaker: object) -> bool:
+        return speaker in self._row
+
     @property
     def embed_dim(self) -> int:
         return self.backend.in_dim
