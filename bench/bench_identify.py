@@ -132,7 +132,7 @@ def main() -> None:
     agree = recall_at_k(exact_rows, ref_rows)
     row("same search, scikit-learn NearestNeighbors(metric=cosine, brute)", f"{exact_sec:.2f} s", f"{ref_sec:.2f} s",
         f"{ref_sec / exact_sec:.2f}x", f"same top {k}: {100 * agree:.2f}%; sklearn peak traced {ref_mib:.0f} MiB")
-    del unit, qf, nn
+    unit = qf = nn = None  # free them before the next rows
 
     # PLDA back end: features of 2 E + 1 columns
     labels = np.repeat(np.arange(2000), 10)
@@ -145,7 +145,7 @@ def main() -> None:
     row(f"exact search, LDA {chain.lda.dim} + PLDA (n-utterance LLR), same queries",
         f"{sec:.2f} s, {q / sec:,.0f} queries/s",
         note=f"top-1 {100 * pm['top1_acc']:.1f}%, DIR@FPIR1% {100 * pm['dir_at_fpir_0.01']:.1f}%; peak traced {mib:.0f} MiB")
-    del pstore, train
+    pstore = train = None
 
     # ---- approximate search (FAISS)
     if importlib.util.find_spec("faiss") is None:
