@@ -135,8 +135,9 @@ def main() -> None:
     unit = qf = nn = None  # free them before the next rows
 
     # PLDA back end: features of 2 E + 1 columns
-    labels = np.repeat(np.arange(2000), 10)
-    train = centres[:2000][labels] + noise * rng.standard_normal((20000, d), dtype=np.float32)
+    n_train = min(2000, s)  # PLDA trained on 10 utterances each of up to 2000 of the speakers
+    labels = np.repeat(np.arange(n_train), 10)
+    train = centres[:n_train][labels] + noise * rng.standard_normal((10 * n_train, d), dtype=np.float32)
     chain = KaldiChain(lda_dim=min(200, d), plda_iter=3).fit(train, labels)
     pstore = SpeakerStore(PLDABackend.from_chain(chain))
     pstore.add_map(enroll_map, utt_ids, enrol)
