@@ -7,6 +7,8 @@
 Each row: system name, EER %, minDCF at p_target 0.01 and 0.05, actDCF(0.01) and Cllr where the
 scores are calibrated LLRs ("–" otherwise), minCllr, trial count. A path may also name a
 ``metrics.json`` file directly. ``--det`` draws every system's curve from its ``scores`` file.
+``--identification NAME=dir`` (repeatable) adds a table of ``xvector-identify`` runs: top-1 and
+top-5 accuracy, DIR at FPIR 1% and 10%, searches (mated / non-mated), enrolled speakers.
 """
 
 from __future__ import annotations
@@ -39,6 +41,20 @@ def table(rows: list[tuple[str, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def identification_table(rows: list[tuple[str, dict]]) -> str:
+    """Markdown table of ``(name, xvector-identify metrics)`` rows."""
+    pct = lambda m, k: f"{100 * m[k]:.2f}" if k in m else "–"  # noqa: E731
+    lines = [
+        "| system | top-1 (%) | top-5 (%) | DIR at FPIR 1% (%) | DIR at FPIR 10% (%) | searches (mated / non-mated) | enrolled |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in rows:
+        lines.append(f"| {name} | {pct(m, 'top1_acc')} | {pct(m, 'top5_acc')} | {pct(m, 'dir_at_fpir_0.01')} "
+                     f"| {pct(m, 'dir_at_fpir_0.1')} | {m['num_searches']} ({m['num_mated']} / {m['num_nonmated']}) "
+                     f"| {m.get('search', {}).get('speakers', '–')} |")
+    return "\n".join(lines) + "\n"
+
+
 def read_scores(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(scores (N,), labels (N,))`` of an ``xvector-score`` scores file."""
     cols = [line.split() for line in path.read_text().splitlines() if line.strip()]
@@ -50,6 +66,7 @@ def main() -> None:
     parser.add_argument("systems", nargs="+", help="NAME=score_dir (or NAME=path/to/metrics.json)")
     parser.add_argument("--out", help="also write the table here")
     parser.add_argument("--det", help="write a DET plot of all systems here (PNG)")
+    parser.add_argument("--identification", action="append", default=[], help="NAME=xvector-identify output dir")
     args = parser.parse_args()
     rows, curves = [], {}
     for item in args.systems:
@@ -59,6 +76,10 @@ def main() -> None:
         if args.det:
             curves[name] = read_scores(score_dir / "scores")
     text = table(rows)
+    if args.identification:
+        ident = [(n, json.loads((Path(p) / "metrics.json").read_text()))
+                 for n, _, p in (item.partition("=") for item in args.identification)]
+        text += "\n" + identification_table(ident)
     if args.out:
         atomic_write_text(args.out, text)
     if args.det:

@@ -325,3 +325,171 @@ def rates_at_threshold(scores: np.ndarray, labels: np.ndarray, threshold: float)
     scores, labels = _check(scores, labels)
     accept = scores >= threshold
     return float(np.mean(accept[~labels])), float(np.mean(~accept[labels]))
+
+
+# ---------------------------------------------------------------------------------------------
+# NIST SRE's primary cost
+# ---------------------------------------------------------------------------------------------
+
+#: The two target priors of NIST SRE16-21's C_primary (beta = 99 and 199 at C_miss = C_fa = 1).
+SRE_P_TARGETS = (0.01, 0.005)
+
+
+def c_primary(
+    scores: np.ndarray, labels: np.ndarray, is_llr: bool = False, p_targets: Sequence[float] = SRE_P_TARGETS
+) -> dict[str, float]:
+    """NIST SRE's primary cost: the mean of the normalised DCFs at two target priors.
+
+    ``min_c_primary`` averages the minDCFs (the best threshold per prior, read off one
+    :func:`error_rates` curve); ``act_c_primary``, computed only when the scores are LLRs,
+    averages the actual DCFs of the Bayes decisions ``llr >= log((1 - p) / p)``. Both are
+    normalised as NIST's ``C_norm = P_miss + beta P_fa`` (the DCF divided by ``C_miss p``).
+
+    Example:
+        >>> s, y = np.array([3.0, 1.0, -2.0, 6.0, -4.0, -5.0]), np.array([1, 1, 1, 0, 0, 0])
+        >>> m = c_primary(s, y, is_llr=True)
+        >>> round(m["min_c_primary"], 4), round(m["act_c_primary"], 4)  # act: (1 + 99/3 + 1 + 199/3) / 2
+        (1.0, 50.6667)
+    """
+    curve = error_rates(scores, labels)
+    out = {"min_c_primary": float(np.mean([_min_dcf_from_curve(*curve, float(p), 1.0, 1.0)[0] for p in p_targets]))}
+    if is_llr:
+        out["act_c_primary"] = float(np.mean([compute_act_dcf(scores, labels, float(p)) for p in p_targets]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Identification (1:N search)
+# ---------------------------------------------------------------------------------------------
+# A *search* (query) is mated when its speaker is enrolled, non-mated otherwise. Closed-set
+# accuracy counts mated searches only; the open-set pair (ISO/IEC 19795-1, NIST FRVT 1:N) is
+#   DIR(t)  = mated searches whose speaker is at rank <= R with score >= t, over all mated ones;
+#   FPIR(t) = non-mated searches whose best candidate scores >= t, over all non-mated ones.
+
+
+def identification_accuracy(ranked: np.ndarray, truth: np.ndarray, k: int = 1) -> float:
+    """Top-``k`` accuracy: the fraction of (mated) searches whose speaker is among the first ``k``.
+
+    Args:
+        ranked: ``(Q, K)`` candidates of each search, best first (speaker ids or indices), ``K >= k``.
+        truth: ``(Q,)`` each search's true speaker, of the same kind.
+
+    Example:
+        >>> ranked = np.array([["a", "b"], ["a", "c"], ["c", "b"]])
+        >>> identification_accuracy(ranked, np.array(["a", "c", "b"]), k=1), identification_accuracy(ranked, np.array(["a", "c", "b"]), k=2)
+        (0.3333333333333333, 1.0)
+    """
+    ranked, truth = np.asarray(ranked), np.asarray(truth)
+    if ranked.ndim != 2 or truth.shape != (ranked.shape[0],):
+        raise ValueError(f"need (Q, K) candidates and (Q,) truths, got {ranked.shape} and {truth.shape}")
+    if ranked.shape[0] == 0:
+        raise ValueError("no mated searches: accuracy needs queries whose speaker is enrolled")
+    if not 1 <= k <= ranked.shape[1]:
+        raise ValueError(f"k={k} outside 1..{ranked.shape[1]} (candidates per search)")
+    return float(np.mean((ranked[:, :k] == truth[:, None]).any(axis=1)))
+
+
+def open_set_scores(
+    ranked: np.ndarray, ranked_scores: np.ndarray, truth: np.ndarray, mated: np.ndarray, rank: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs of :func:`dir_at_fpir`: ``(mated_scores (M,), nonmated_scores (N,))``.
+
+    Args:
+        ranked: ``(Q, K)`` candidates, best first; ``ranked_scores``: ``(Q, K)`` their scores.
+        truth: ``(Q,)`` true speakers; ``mated``: ``(Q,)`` bool, True where the speaker is enrolled.
+        rank: a mated search counts when its speaker is within the first ``rank`` candidates.
+
+    Returns:
+        For each mated search the score of its speaker when found within ``rank`` (else
+        ``-inf``: never detected), and for each non-mated search its best score.
+    """
+    ranked, ranked_scores, truth, mated = map(np.asarray, (ranked, ranked_scores, truth, mated))
+    q = (ranked.shape[0],) if ranked.ndim == 2 else None
+    if ranked.shape != ranked_scores.shape or q is None or truth.shape != q or mated.shape != q:
+        raise ValueError(f"need (Q, K) candidates and scores and (Q,) truths and mated flags, got "
+                         f"{ranked.shape}, {ranked_scores.shape}, {truth.shape}, {mated.shape}")
+    if not 1 <= rank <= ranked.shape[1]:
+        raise ValueError(f"rank={rank} outside 1..{ranked.shape[1]} (candidates per search)")
+    mated = mated.astype(bool)
+    hit = ranked[mated, :rank] == truth[mated, None]  # (M, rank)
+    found = np.where(hit, ranked_scores[mated, :rank], -np.inf).max(axis=1, initial=-np.inf)
+    return found.astype(np.float64), ranked_scores[~mated, 0].astype(np.float64)
+
+
+def open_set_rates(mated_scores: np.ndarray, nonmated_scores: np.ndarray, threshold: float) -> tuple[float, float]:
+    """``(dir, fpir)`` of accepting candidates with ``score >= threshold``.
+
+    Example:
+        >>> open_set_rates(np.array([0.9, 0.5, -np.inf]), np.array([0.6, 0.2]), 0.55)
+        (0.3333333333333333, 0.5)
+    """
+    mated_scores, nonmated_scores = np.asarray(mated_scores, float), np.asarray(nonmated_scores, float)
+    if mated_scores.size == 0 or nonmated_scores.size == 0:
+        raise ValueError("DIR and FPIR need mated and non-mated searches")
+    return float(np.mean(mated_scores >= threshold)), float(np.mean(nonmated_scores >= threshold))
+
+
+def dir_at_fpir(mated_scores: np.ndarray, nonmated_scores: np.ndarray, fpir: float = 0.01) -> tuple[float, float]:
+    """Detection-and-identification rate at the lowest threshold whose FPIR is at most ``fpir``.
+
+    With ``N`` non-mated searches at most ``a = floor(fpir N)`` may be accepted, so the threshold
+    lies just above the ``(a + 1)``-th highest non-mated score (ties with it are rejected too).
+
+    Returns:
+        ``(dir, threshold)``.
+
+    Raises:
+        ValueError: for empty inputs, non-finite non-mated scores or ``fpir`` outside ``[0, 1]``.
+
+    Example:
+        >>> mated = np.array([0.9, 0.8, 0.55, 0.3, -np.inf])   # the last one's speaker was not at rank 1
+        >>> nonmated = np.array([0.7, 0.5, 0.4, 0.2])
+        >>> dir_at_fpir(mated, nonmated, fpir=0.25)             # accept 1 of 4: threshold above 0.5
+        (0.6, 0.5000000000000001)
+        >>> dir_at_fpir(mated, nonmated, fpir=0.0)[0]          # above 0.7
+        0.4
+    """
+    mated_scores, nonmated_scores = np.asarray(mated_scores, float), np.asarray(nonmated_scores, float)
+    if mated_scores.size == 0 or nonmated_scores.size == 0:
+        raise ValueError("DIR at FPIR needs mated and non-mated searches")
+    if not np.isfinite(nonmated_scores).all() or np.isnan(mated_scores).any():
+        raise ValueError("non-finite score among the searches")
+    if not 0.0 <= fpir <= 1.0:
+        raise ValueError(f"FPIR must lie in [0, 1], got {fpir}")
+    n = nonmated_scores.size
+    allowed = int(np.floor(fpir * n + 1e-9))  # 1e-9: 0.01 * 300 must allow 3, not 2.9999...
+    if allowed >= n:  # everything may be accepted: the lowest finite score
+        finite = mated_scores[np.isfinite(mated_scores)]
+        threshold = float(min(nonmated_scores.min(), finite.min() if finite.size else np.inf))
+    else:
+        threshold = float(np.nextafter(np.sort(nonmated_scores)[::-1][allowed], np.inf))
+    return float(np.mean(mated_scores >= threshold)), threshold
+
+
+def identification_metrics(
+    ranked: np.ndarray,
+    ranked_scores: np.ndarray,
+    truth: np.ndarray,
+    mated: np.ndarray,
+    ks: Sequence[int] = (1, 5),
+    fpirs: Sequence[float] = (0.01, 0.1),
+) -> dict[str, float]:
+    """Closed-set top-k accuracy over the mated searches and, when there are non-mated ones,
+    DIR (rank 1) at each FPIR with its threshold.
+
+    Returns:
+        ``{"num_searches", "num_mated", "num_nonmated", "top<k>_acc", ..., "dir_at_fpir_<f>",
+        "dir_at_fpir_<f>_threshold", ...}`` (``<f>`` formatted ``{f:g}``; ``k`` clipped to the
+        candidates returned).
+    """
+    ranked, ranked_scores, truth, mated = map(np.asarray, (ranked, ranked_scores, truth, mated))
+    mated = mated.astype(bool)
+    out: dict[str, float] = {"num_searches": int(mated.size), "num_mated": int(mated.sum()),
+                             "num_nonmated": int((~mated).sum())}
+    for k in sorted({min(int(k), ranked.shape[1]) for k in ks}):
+        out[f"top{k}_acc"] = identification_accuracy(ranked[mated], truth[mated], k)
+    if out["num_nonmated"]:
+        m, n = open_set_scores(ranked, ranked_scores, truth, mated)
+        for f in fpirs:
+            out[f"dir_at_fpir_{f:g}"], out[f"dir_at_fpir_{f:g}_threshold"] = dir_at_fpir(m, n, float(f))
+    return out

@@ -18,6 +18,13 @@ development list when there is one (else on the evaluation list) and reports its
 evaluation trials. Writes ``<output_dir>/scores`` (``<enroll> <test> <score> target|nontarget``
 per trial, in trial order), ``metrics.json``, ``threshold.json``, ``det.png`` and, when
 calibrated, ``calibration.json``, each atomically, and prints one summary line.
+
+Speaker-model trials (``<model> <test utt> target|nontarget``, CN-Celeb, SITW): with
+``enroll_map=<model> <utt1> <utt2> ...`` each model is the mean of its utterances' normalised
+embeddings in the back end's space (``enroll_mode=avg``; PLDA scores it as ``n`` enrolment
+utterances), or the embedding of its concatenated audio stored under the model's id in
+``enroll_embeddings`` (``enroll_mode=concat``). ``metrics.json`` also holds NIST SRE's
+``min_c_primary`` (and ``act_c_primary`` for LLRs) and VoxSRC's ``min_dcf_0.05``.
 """
 
 from __future__ import annotations
@@ -33,17 +40,22 @@ from omegaconf import DictConfig
 
 from xvector import CONFIG_DIR
 from xvector.atomic import atomic_write_text
+from xvector.data.enrollment import check_model_trials, read_enroll_map
 from xvector.data.lists import read_kaldi_map, read_trials
 from xvector.embeddings import load_embeddings
 from xvector.metrics import (
+    c_primary,
     choose_threshold,
     compute_min_cllr,
+    compute_min_dcf,
     llr_metrics,
     rates_at_threshold,
     verification_metrics,
 )
+from xvector.scoring.backends import CosineBackend, PLDABackend
 from xvector.scoring.cosine import trial_labels
 from xvector.scoring.det import plot_det
+from xvector.scoring.store import SpeakerStore
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +150,51 @@ class Scorer:
             raise ValueError(f"{trials_path}: {err} (embeddings: {embeddings})") from err
         return trials, scores, labels
 
+    def store_backend(self, dim: int) -> CosineBackend | PLDABackend:
+        """The configured back end in the form that scores speaker models (numpy arrays)."""
+        if hasattr(self.backend, "fit"):
+            return PLDABackend.from_chain(self.backend)
+        return CosineBackend(self.mean, in_dim=dim)
+
+    def score_models(self, embeddings: str, trials_path: str, enroll_map: str, mode: str = "avg",
+                     enroll_embeddings: str | None = None) -> tuple[list, np.ndarray, np.ndarray]:
+        """``(trials, scores (T,), labels (T,))`` of a trial list whose enrolment side names the
+        speaker models of ``enroll_map``; test utterances come from ``embeddings``, the
+        enrolment side from ``enroll_embeddings`` (default: the same file).
+
+        Raises:
+            ValueError: naming the trials file and line for a model not in the map or a test
+                utterance without an embedding, or the map and model for a missing utterance.
+        """
+        ids, emb = load_embeddings(embeddings)
+        self._check_dim(emb, embeddings)
+        enroll_ids, enroll_emb = (ids, emb) if enroll_embeddings in (None, embeddings) else load_embeddings(enroll_embeddings)
+        trials = read_trials(trials_path)
+        models = read_enroll_map(enroll_map)
+        check_model_trials(trials, models, trials_path)
+        needed = {t.enroll for t in trials}
+        try:
+            store = SpeakerStore(self.store_backend(emb.shape[1]), mode)
+            store.add_map({m: u for m, u in models.items() if m in needed}, enroll_ids, enroll_emb,
+                          map_name=str(enroll_map))
+            scores = store.score_trials(trials, ids, emb)
+            if self.norm is not None:  # cohort statistics of each model's direction, as of an utterance's
+                directions = store.speaker_features() + (0.0 if self.mean is None else self.mean)
+                scores = self.norm(scores, store.ids + list(ids), np.vstack([directions, emb]), trials)
+            labels = trial_labels(trials)
+        except ValueError as err:
+            raise ValueError(f"{trials_path}: {err} (embeddings: {embeddings})") from err
+        return trials, scores, labels
+
+
+def _score_list(scorer: Scorer, cfg: DictConfig, embeddings: str, trials: str, prefix: str = "") -> tuple:
+    """Utterance trials, or speaker-model trials when ``<prefix>enroll_map`` is set."""
+    enroll_map = cfg.get(f"{prefix}enroll_map")
+    if enroll_map is None:
+        return scorer(embeddings, trials)
+    return scorer.score_models(embeddings, trials, enroll_map, cfg.get("enroll_mode", "avg"),
+                               cfg.get(f"{prefix}enroll_embeddings"))
+
 
 def score_embeddings(cfg: DictConfig) -> dict:
     """Score ``cfg.trials`` against ``cfg.embeddings``; write scores, metrics and the decision.
@@ -155,12 +212,12 @@ def score_embeddings(cfg: DictConfig) -> dict:
         ValueError: naming the file (and trial line) for bad or inconsistent inputs.
     """
     scorer = Scorer(cfg)
-    trials, scores, labels = scorer(cfg.embeddings, cfg.trials)
+    trials, scores, labels = _score_list(scorer, cfg, cfg.embeddings, cfg.trials)
     dev = None
     if cfg.dev_embeddings is not None or cfg.dev_trials is not None:
         if cfg.dev_embeddings is None or cfg.dev_trials is None:
             raise ValueError("set both dev_embeddings and dev_trials (or neither)")
-        _, dev_scores, dev_labels = scorer(cfg.dev_embeddings, cfg.dev_trials)
+        _, dev_scores, dev_labels = _score_list(scorer, cfg, cfg.dev_embeddings, cfg.dev_trials, "dev_")
         dev = (dev_scores, dev_labels)
     calibration = instantiate(cfg.calibration) if cfg.calibration else None
     if calibration is not None:
@@ -177,6 +234,8 @@ def score_embeddings(cfg: DictConfig) -> dict:
     try:
         metrics: dict = verification_metrics(scores, labels, p_targets=p_targets)
         metrics["min_cllr"] = compute_min_cllr(scores, labels)
+        metrics.setdefault("min_dcf_0.05", compute_min_dcf(scores, labels, 0.05)[0])  # VoxSRC's primary metric
+        metrics.update(c_primary(scores, labels, is_llr))  # NIST SRE's
         if is_llr:
             metrics.update(llr_metrics(scores, labels, p_targets))
         decision = choose_decision(cfg.threshold, *(dev if dev is not None else (scores, labels)))

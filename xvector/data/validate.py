@@ -18,7 +18,7 @@ undecodable            error    empty, truncated, corrupt or non-audio file
 sample-rate            error    a rate other than the expected one
 non-finite             error    NaN or infinite samples
 silent                 error    every sample zero (features would be constant)
-trials-*               error    unknown utterance, empty list, one class only, malformed line
+trials-*               error    unknown utterance (or model, with an enroll.map), empty list, one class only, malformed line
 no-spk2utt             warning  ``spk2utt`` absent (this toolkit rebuilds it; Kaldi needs it)
 speaker-order          warning  utterance ids not prefixed by their speaker (Kaldi sorts both)
 multi-channel          warning  averaged to mono when read
@@ -138,7 +138,7 @@ def _check_audio(path: Path, sample_rate: int, decode: bool) -> tuple[list[tuple
     return found, seconds
 
 
-def _check_trials(path: Path, utts: set[str], report: Report) -> None:
+def _check_trials(path: Path, utts: set[str], report: Report, models: frozenset[str] = frozenset()) -> None:
     classes, seen, n = set(), set(), 0
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
@@ -153,7 +153,7 @@ def _check_trials(path: Path, utts: set[str], report: Report) -> None:
             enroll, test, label = fields
             classes.add(label)
             for utt in (enroll, test):
-                if utt not in utts:
+                if utt not in utts and not (utt is enroll and utt in models):  # a model of enroll.map
                     report.add("trials-unknown-utt", f"{path}:{lineno}: {utt!r} is not in wav.scp")
             if enroll == test:
                 report.add("trials-self", f"{path}:{lineno}: {enroll!r} against itself")
@@ -227,8 +227,11 @@ def validate_data_dir(
             report.seconds += seconds
             if 0 < seconds < min_duration_sec:
                 report.add("short", f"{where}: {seconds:.2f} s < {min_duration_sec} s")
+    models: frozenset[str] = frozenset()
+    if (root / "enroll.map").is_file():  # speaker-model trials (CN-Celeb, SITW): enrolment side = a model
+        models = frozenset(split_fields(line)[0] for line in (root / "enroll.map").read_text().splitlines() if line.strip())
     for path in sorted(root.glob("trials*")):
         if path.is_file() and (path.name == "trials" or path.name.startswith("trials_")):
-            _check_trials(path, set(wavs), report)
+            _check_trials(path, set(wavs), report, models)
     return report
 

@@ -21,6 +21,10 @@ Example:
     >>> result = model.verify(a, a)        # score → LLR = 10 * score - 5 → LLR >= 0 accepts
     >>> result.decision, round(result.llr, 3)
     (True, 5.0)
+    >>> store = model.enroll({"alice": [a, a[:8000]], "bob": b})     # a speaker store (cosine)
+    >>> result = model.identify(a, store, top_k=2)                 # 1:N: candidates and decision
+    >>> result.candidates[0][0], result.speaker
+    ('alice', 'alice')
     >>> model.embed(a[:1000])
     Traceback (most recent call last):
     ...
@@ -38,6 +42,7 @@ from typing import Union
 import numpy as np
 import torch
 
+from xvector.inference import enrollment
 from xvector.inference.embed import (
     DEFAULT_CHUNK_SEC,
     embed_batch,
@@ -227,6 +232,26 @@ class SpeakerModel:
             return Verification(score, llr)
         value = llr if on == "llr" else score
         return Verification(score, llr, bool(value >= thr), thr, on)
+
+    def enroll(self, speakers, store=None, mode: str = "avg", existing: str = "error", sample_rate: int | None = None):
+        """Enrol ``{speaker: recording or [recordings]}`` into a speaker store and return it.
+
+        A new store (``store=None``) scores with cosine after the model's training mean and
+        carries its calibration and threshold; ``store`` (a :class:`~xvector.scoring.store.
+        SpeakerStore` or its path) is grown instead. ``mode``: ``"avg"`` (mean of the
+        recordings' normalised embeddings) or ``"concat"`` (one embedding of the joined audio).
+        See :func:`xvector.inference.enrollment.enroll`.
+        """
+        return enrollment.enroll(self, speakers, store, mode, existing, sample_rate)
+
+    def identify(self, x, store, top_k: int = 5, threshold: float | None = None, sample_rate: int | None = None):
+        """Top-``k`` enrolled speakers of ``x`` (one input or a list) and the open-set decision.
+
+        Returns an :class:`~xvector.scoring.identify.Identification` (a list for a list): its
+        ``candidates`` ``(speaker, score, llr)`` and ``speaker`` (None = unknown). See
+        :func:`xvector.inference.enrollment.identify`.
+        """
+        return enrollment.identify(self, x, store, top_k, threshold, sample_rate)
 
 
 def load_model(
