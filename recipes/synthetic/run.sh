@@ -79,6 +79,11 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   echo "== stage 4: enrolment from $enroll_utts utterances (Avg, Concat) and 1:N identification"
   t=$(timer)
   enroll=$data/test_enroll
+  n_test_speakers=$(cut -d' ' -f2 "$data/test/utt2spk" | sort -u | wc -l)
+  if [ "$unknown_speakers" -gt $(( n_test_speakers / 4 )) ]; then  # small corpora: keep 3/4 enrolled
+    unknown_speakers=$(( n_test_speakers / 4 ))
+    echo "stage 4: $n_test_speakers test speakers: $unknown_speakers left unknown"
+  fi
   # Models of the test speakers but $unknown_speakers from $enroll_utts random utterances each;
   # every other test utterance is a query, scored against every model (and searched for).
   python scripts/make_enroll_lists.py "$data/test" --enroll-utts "$enroll_utts" \
