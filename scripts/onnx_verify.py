@@ -7,8 +7,10 @@ For deployment without PyTorch: the model directory's ``embedder.onnx`` (``xvect
 --format onnx``) holds the whole embedder, Kaldi Fbank front-end and CMN included, so this
 script only reads audio, runs the graph on a padded batch with lengths, and applies the
 directory's mean, calibration and threshold exactly as ``xvector-verify`` does (same output
-line). Audio at another rate is resampled with ``scipy.signal.resample_poly`` when scipy is
-installed (otherwise it is an error). Nothing here imports torch or xvector.
+line). Audio at another rate is resampled by :func:`resample`, a numpy port of
+``torchaudio.functional.resample`` (the resampler ``xvector-verify`` uses), so both tools see
+the same samples; files that are missing, truncated, silent or hold NaN are refused as there.
+Nothing here imports torch or xvector.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import struct
 import sys
 from pathlib import Path
 
@@ -24,23 +28,84 @@ import onnxruntime as ort
 import soundfile as sf
 
 
+def resample(wav: np.ndarray, orig_rate: int, new_rate: int, lowpass_filter_width: int = 6,
+             rolloff: float = 0.99) -> np.ndarray:
+    """``torchaudio.functional.resample`` (``sinc_interp_hann``) in numpy: ``(S,)`` → ``(ceil(S * new / orig),)``.
+
+    The same windowed-sinc polyphase filter: for the reduced rates ``orig``/``new`` (divided by
+    their gcd) and cutoff ``min(orig, new) * rolloff``, output phase ``c`` of every block of
+    ``new`` samples is the dot product of a Hann-windowed sinc kernel (``lowpass_filter_width``
+    zero crossings each side) with the zero-padded input, stepping ``orig`` input samples per
+    block. The kernel and sums are float64 here (torch uses the input's float32), so the two
+    differ by float32 rounding only.
+    """
+    if orig_rate == new_rate:
+        return wav
+    g = math.gcd(int(orig_rate), int(new_rate))
+    orig, new = int(orig_rate) // g, int(new_rate) // g
+    base = min(orig, new) * rolloff
+    width = math.ceil(lowpass_filter_width * orig / base)
+    idx = np.arange(-width, width + orig, dtype=np.float64) / orig  # (K,), K = 2 width + orig
+    t = (np.arange(0, -new, -1, dtype=np.float64)[:, None] / new + idx[None, :]) * base  # (new, K)
+    t = np.clip(t, -lowpass_filter_width, lowpass_filter_width)
+    window = np.cos(t * math.pi / lowpass_filter_width / 2) ** 2
+    t *= math.pi
+    sinc = np.sin(t) / np.where(t == 0, 1.0, t)
+    kernel = np.where(t == 0, 1.0, sinc) * window * (base / orig)  # (new, K)
+    padded = np.pad(np.asarray(wav, dtype=np.float64), (width, width + orig))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, kernel.shape[1])[::orig]  # (n, K), a view
+    out = (frames @ kernel.T).reshape(-1)  # (n * new,): block j, phase c at j * new + c
+    return out[: math.ceil(new * len(wav) / orig)].astype(np.float32)
+
+
+def _truncated(path: str) -> tuple[int, int] | None:
+    """``(declared, present)`` bytes of a RIFF/WAVE data chunk cut short, else None."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        size = os.fstat(f.fileno()).st_size
+        while len(chunk := f.read(8)) == 8:
+            length = struct.unpack("<I", chunk[4:])[0]
+            if chunk[:4] == b"data":
+                present = size - f.tell()
+                return (length, present) if 0 < length < 0xFFFFFFFF and present < length else None
+            f.seek(length + (length & 1), 1)
+    return None
+
+
 def read_audio(path: str, sample_rate: int) -> np.ndarray:
-    """Float32 mono ``(S,)`` at ``sample_rate`` (channels averaged)."""
+    """Float32 mono ``(S,)`` at ``sample_rate`` (channels averaged), checked as ``xvector-verify`` does."""
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder, not an audio file")
+    if not os.path.exists(path):
+        raise ValueError(f"{path}: audio file does not exist")
+    cut = _truncated(path)
+    if cut:
+        raise ValueError(f"{path}: truncated wav: its header declares {cut[0]} data bytes, the file holds {cut[1]}")
     try:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise ValueError(f"{path}: cannot decode audio ({err})") from err
-    if data.shape[0] == 0 or not np.isfinite(data).all():
-        raise ValueError(f"{path}: empty audio or NaN/inf samples")
+    if data.shape[0] == 0:
+        raise ValueError(f"{path}: no samples (empty audio)")
+    if not np.isfinite(data).all():
+        raise ValueError(f"{path}: audio contains NaN or infinite samples")
     wav = data.mean(axis=1)
-    if rate != sample_rate:
-        try:
-            from scipy.signal import resample_poly
-        except ImportError as err:
-            raise ValueError(f"{path}: {rate} Hz, the model needs {sample_rate} Hz (install scipy to resample)") from err
-        g = math.gcd(rate, sample_rate)
-        wav = resample_poly(wav, sample_rate // g, rate // g).astype(np.float32)
-    return wav
+    if not wav.any():
+        raise ValueError(f"{path}: all {len(wav)} samples are zero (silent audio)")
+    return resample(wav, rate, sample_rate)
+
+
+def _finite_json(path: Path, keys: tuple[str, ...]) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        values = [float(data[k]) for k in keys]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: need numeric {', '.join(keys)} ({err})") from err
+    if not all(map(math.isfinite, values)):
+        raise ValueError(f"{path}: {', '.join(keys)} must be finite, got {values}")
+    return data
 
 
 def verify(model_dir: str, enroll: str, test: str, threshold: float | None = None) -> dict:
@@ -59,17 +124,26 @@ def verify(model_dir: str, enroll: str, test: str, threshold: float | None = Non
         batch[i, : len(w)] = w
     sess = ort.InferenceSession(str(d / "embedder.onnx"), providers=["CPUExecutionProvider"])
     emb = sess.run(None, {"wav": batch, "wav_lens": lens})[0].astype(np.float64)  # (2, D)
+    if not np.isfinite(emb).all():
+        raise ValueError(f"{d / 'embedder.onnx'}: the graph gave a non-finite embedding")
     if (d / "mean.npy").is_file():
-        emb = emb - np.load(d / "mean.npy")
+        mean = np.load(d / "mean.npy", allow_pickle=False)
+        if mean.shape != emb.shape[1:] or not np.isfinite(mean).all():
+            raise ValueError(f"{d / 'mean.npy'}: need a finite ({emb.shape[1]},) mean, got shape {mean.shape}")
+        emb = emb - mean
     norms = np.linalg.norm(emb, axis=1)
-    score = float(emb[0] @ emb[1] / (norms[0] * norms[1])) if norms.all() else 0.0
-    cal = json.loads((d / "calibration.json").read_text()) if (d / "calibration.json").is_file() else None
+    if not norms.all():
+        raise ValueError(f"{(enroll, test)[int(np.argmin(norms))]}: zero embedding after the mean: cosine is undefined")
+    score = float(emb[0] @ emb[1] / (norms[0] * norms[1]))
+    cal = _finite_json(d / "calibration.json", ("scale", "offset")) if (d / "calibration.json").is_file() else None
     llr = cal["scale"] * score + cal["offset"] if cal else None
     on = thr = None
     if threshold is not None:
+        if not math.isfinite(threshold):
+            raise ValueError(f"--threshold {threshold}: must be a finite number")
         on, thr = ("llr" if llr is not None else "score"), threshold
     elif (d / "threshold.json").is_file():
-        t = json.loads((d / "threshold.json").read_text())
+        t = _finite_json(d / "threshold.json", ("threshold",))
         on, thr = t.get("on", "score"), float(t["threshold"])
     elif llr is not None:
         on, thr = "llr", 0.0  # Bayes decision at a target prior of 0.5

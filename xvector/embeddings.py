@@ -15,7 +15,9 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,6 +49,11 @@ def load_embeddings(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
 
     Returns:
         ``(ids, embeddings)`` with ``embeddings`` of shape ``(N, D)``, float32.
+
+    Raises:
+        ValueError: naming the file when it is missing or not an embedding table, and the
+            utterance when a row holds NaN or infinity (a NaN row would otherwise score 0.0
+            against everything, and a NaN mean would turn every score into 0.0).
     """
     path = Path(path)
     if not path.is_file():
@@ -55,6 +62,46 @@ def load_embeddings(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             ids = [str(i) for i in data["ids"]]
             emb = np.asarray(data["embeddings"], dtype=np.float32)
-    except (OSError, KeyError, ValueError) as err:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: not an xvector embedding file ({err})") from err
+    if emb.ndim != 2 or emb.shape[0] != len(ids):
+        raise ValueError(f"{path}: need (N, D) embeddings for N={len(ids)} ids, got shape {emb.shape}")
+    bad = ~np.isfinite(emb).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"{path}: non-finite embedding for utterance {ids[i]!r} (row {i + 1}; {int(bad.sum())} such rows): "
+            "re-extract it or leave it out"
+        )
     return ids, emb
+
+
+def embedding_mean(path: str | os.PathLike) -> np.ndarray:
+    """``(D,)`` float64 mean of the embeddings in ``path`` (what ``mean_embeddings`` subtracts).
+
+    One function for ``xvector-score`` and ``xvector-export`` so that both compute the same
+    vector, bit for bit, and :func:`mean_fingerprint` can tell whether two runs used one mean.
+
+    Raises:
+        ValueError: naming the file when it holds no embeddings (or a bad row, as
+            :func:`load_embeddings`).
+    """
+    _, emb = load_embeddings(path)
+    if emb.shape[0] == 0:
+        raise ValueError(f"{path}: no embeddings to take the mean of")
+    mean = emb.astype(np.float64).mean(axis=0)
+    if not np.isfinite(mean).all():  # finite rows whose sum overflows float64: not real embeddings
+        raise ValueError(f"{path}: the mean of these embeddings is not finite")
+    return mean
+
+
+def mean_fingerprint(mean: np.ndarray | None) -> str | None:
+    """SHA-256 of a mean vector as stored in a model directory (float32), or None for no mean.
+
+    Example:
+        >>> mean_fingerprint(None) is None, len(mean_fingerprint(np.zeros(4)))
+        (True, 64)
+    """
+    if mean is None:
+        return None
+    return hashlib.sha256(np.ascontiguousarray(mean, dtype=np.float32).tobytes()).hexdigest()

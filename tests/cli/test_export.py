@@ -87,11 +87,12 @@ def test_torchscript_parity_variable_lengths_and_padded_batch(exported):
         _assert_parity(scripted(batch, lens).numpy(), ref)
 
 
-def test_export_refuses_an_existing_dir_with_a_message(exported, tmp_path):
-    with pytest.raises(SystemExit, match="already exists"):
-        main([str(tmp_path / "whatever.ckpt"), str(exported)])
-    with pytest.raises(SystemExit, match="checkpoint does not exist"):
-        main([str(tmp_path / "whatever.ckpt"), str(tmp_path / "new")])
+def test_export_refuses_an_existing_dir_with_a_message(exported, tmp_path, capsys):
+    for out, message in [(exported, "already exists"), (tmp_path / "new", "checkpoint does not exist")]:
+        with pytest.raises(SystemExit) as stop:
+            main([str(tmp_path / "whatever.ckpt"), str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 1 and len(err) == 1 and err[0].startswith("xvector-export: ") and message in err[0]
 
 
 def test_onnx_verify_script_runs_without_torch(exported, tmp_path):

@@ -151,20 +151,26 @@ def test_resume_skips_written_utterances(tiny_model, noise_scp, tmp_path, monkey
     assert len(load_embeddings(out)[0]) == 20
 
 
-def test_partial_of_another_model_is_refused(tiny_model, noise_scp, tmp_path):
+def test_partial_of_another_model_is_not_reused(tiny_model, noise_scp, tmp_path, caplog):
     out = tmp_path / "e.npz"
-    log = extract_mod.PartialLog(tmp_path / "e.npz.partial", {"weights_sha256": "other", "sample_rate": 16000})
-    log.open().close()
-    with pytest.raises(ValueError, match="another model"):
+    other = {"partial_format": 2, "weights_sha256": "other", "sample_rate": 16000}
+    log = extract_mod.PartialLog(tmp_path / "e.npz.partial", other).open()
+    log.append(["s0-u00"], ["somewhere|1|1"], np.ones((1, 16), dtype=np.float32))
+    log.close()
+    with caplog.at_level("WARNING", logger="xvector.inference.partial"):
         extract(_cfg(tiny_model, noise_scp, out))
-    extract(_cfg(tiny_model, noise_scp, out, resume=False))
-    assert len(load_embeddings(out)[0]) == 20
+    assert "made with another model or settings (settings, weights_sha256 differ): its 1 embeddings are not reused" \
+        in caplog.text
+    ids, emb = load_embeddings(out)
+    assert len(ids) == 20 and not np.allclose(emb[0], 1.0)
+    extract(_cfg(tiny_model, noise_scp, tmp_path / "f.npz", resume=False))
+    np.testing.assert_array_equal(load_embeddings(tmp_path / "f.npz")[1], emb)
 
 
 def test_failures_are_reported_and_the_run_goes_on(tiny_model, tmp_path, caplog):
     root = write_noise_dir(tmp_path / "data", {"s1": 3}, seconds=1.0)
     (root / "wav" / "bad.wav").write_bytes(b"RIFF\x00\x00garbage")
-    sf.write(root / "wav" / "short.wav", np.zeros(1000, dtype=np.float32), 16000)
+    sf.write(root / "wav" / "short.wav", 0.1 * np.random.default_rng(0).standard_normal(1000).astype(np.float32), 16000)
     lines = (root / "wav.scp").read_text().splitlines()
     lines += [f"x-bad {root / 'wav' / 'bad.wav'}", f"x-missing {root / 'wav' / 'nope.wav'}",
               f"x-short {root / 'wav' / 'short.wav'}"]
@@ -176,9 +182,9 @@ def test_failures_are_reported_and_the_run_goes_on(tiny_model, tmp_path, caplog)
     assert ids == ["s1-u00", "s1-u01", "s1-u02"]
     report = (tmp_path / "e.npz.failed.tsv").read_text().splitlines()
     assert [r.split("\t")[0] for r in report] == ["x-bad", "x-missing", "x-short"]
-    assert "cannot read audio header" in report[0] and "nope.wav" in report[1]
+    assert "cannot read audio header" in report[0] and "wav.scp:5: audio file for 'x-missing' does not exist" in report[1]
     assert "shorter than the 2640 samples" in report[2]
-    assert "3 utterances failed" in caplog.text
+    assert "3 of 6 utterances failed" in caplog.text
 
 
 def test_short_utterances_padded_on_request(tiny_model, tmp_path, caplog):
@@ -233,6 +239,7 @@ def test_workers_give_the_same_embeddings(tiny_model, noise_scp, tmp_path):
 @pytest.mark.slow
 def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
     """A real kill -9 of ``python -m xvector.cli.extract`` mid-run; the rerun completes the file."""
+    import io
     import os
     import signal
     import subprocess
@@ -259,9 +266,11 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert records >= 4 and not out.exists(), "the run finished before it could be killed"
-    from xvector.inference.model_dir import load_model_dir
-
-    kept = extract_mod.PartialLog(partial, extract_mod.fingerprint(load_model_dir(model).embedder, 16000)).read()
+    kept = set()
+    for i, (_, payload) in enumerate(extract_mod.PartialLog._records(partial.read_bytes())):
+        if i:  # after the header: one batch of (ids, input keys, embeddings) per record
+            with np.load(io.BytesIO(payload)) as rec:
+                kept.update(rec["ids"].tolist())
     assert 3 <= len(kept) < 60
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
     extract(_cfg(model, scp, tmp_path / "clean.npz", batch_size=1))

@@ -19,7 +19,7 @@ def setup(tmp_path_factory):
     rng = np.random.default_rng(0)
     for name, n in (("a", 16000), ("b", 20000)):
         sf.write(d / f"{name}.wav", (0.1 * rng.standard_normal(n)).astype(np.float32), 16000, subtype="FLOAT")
-    sf.write(d / "short.wav", np.zeros(1000, dtype=np.float32), 16000)
+    sf.write(d / "short.wav", (0.1 * rng.standard_normal(1000)).astype(np.float32), 16000)
     return d, ckpt, model
 
 
@@ -46,7 +46,15 @@ def test_checkpoint_gives_score_only(setup, capsys):
 
 
 @pytest.mark.parametrize("files, match", [(("a.wav", "missing.wav"), "missing.wav"), (("a.wav", "short.wav"), "shorter than")])
-def test_errors_exit_with_a_message(setup, files, match):
+def test_errors_exit_with_a_message(setup, files, match, capsys):
     d, _, model = setup
-    with pytest.raises(SystemExit, match=match):
+    with pytest.raises(SystemExit) as stop:
         main([str(d / files[0]), str(d / files[1]), "--model", str(model)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 1 and len(err) == 1 and err[0].startswith("xvector-verify: ") and match in err[0]
+
+
+def test_debug_shows_the_traceback(setup):
+    d, _, model = setup
+    with pytest.raises(ValueError, match="missing.wav: audio file does not exist"):
+        main([str(d / "a.wav"), str(d / "missing.wav"), "--model", str(model), "--debug"])

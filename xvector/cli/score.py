@@ -25,6 +25,11 @@ embeddings in the back end's space (``enroll_mode=avg``; PLDA scores it as ``n``
 utterances), or the embedding of its concatenated audio stored under the model's id in
 ``enroll_embeddings`` (``enroll_mode=concat``). ``metrics.json`` also holds NIST SRE's
 ``min_c_primary`` (and ``act_c_primary`` for LLRs) and VoxSRC's ``min_dcf_0.05``.
+
+``threshold.json`` and ``calibration.json`` carry a ``scored_with`` block (back end, norm, mean
+and its SHA-256), which ``xvector-export`` checks against the mean it stores. Embedding files
+with NaN/inf rows are refused, naming the file and utterance; errors are one line
+(``XVECTOR_DEBUG=1``: the traceback).
 """
 
 from __future__ import annotations
@@ -40,9 +45,11 @@ from omegaconf import DictConfig
 
 from xvector import CONFIG_DIR
 from xvector.atomic import atomic_write_text
+from xvector.cli import help as _help  # noqa: F401 - registers the --help resolvers
+from xvector.cli.errors import one_line_errors
 from xvector.data.enrollment import check_model_trials, read_enroll_map
 from xvector.data.lists import read_kaldi_map, read_trials
-from xvector.embeddings import load_embeddings
+from xvector.embeddings import embedding_mean, load_embeddings, mean_fingerprint
 from xvector.metrics import (
     c_primary,
     choose_threshold,
@@ -88,10 +95,7 @@ def _mean(path: str | None) -> np.ndarray | None:
     """``(D,)`` mean of the embeddings in ``path``, or ``None`` when unset."""
     if path is None:
         return None
-    _, table = load_embeddings(path)
-    if table.shape[0] == 0:
-        raise ValueError(f"{path}: no embeddings to take the mean of")
-    return table.mean(axis=0, dtype=np.float64)  # (D,)
+    return embedding_mean(path)  # (D,), the function xvector-export stores the mean with
 
 
 class Scorer:
@@ -230,7 +234,7 @@ def score_embeddings(cfg: DictConfig) -> dict:
         scores, dev = calibration(scores), (calibration(dev[0]), dev[1])
     is_llr = calibration is not None or scorer.outputs_llr
 
-    p_targets = tuple(cfg.p_targets)
+    p_targets = check_p_targets(cfg.p_targets)
     try:
         metrics: dict = verification_metrics(scores, labels, p_targets=p_targets)
         metrics["min_cllr"] = compute_min_cllr(scores, labels)
@@ -251,14 +255,43 @@ def score_embeddings(cfg: DictConfig) -> dict:
         for t, s in zip(trials, scores.tolist())
     )
     atomic_write_text(out / "scores", "".join(lines))
+    made = {"scored_with": scored_with(cfg, scorer.mean)}  # what xvector-export checks the mean against
     if calibration is not None:
-        atomic_write_text(out / "calibration.json", json.dumps(calibration.to_dict(), indent=2) + "\n")
-    atomic_write_text(out / "threshold.json", json.dumps(decision, indent=2) + "\n")
+        atomic_write_text(out / "calibration.json", json.dumps({**calibration.to_dict(), **made}, indent=2) + "\n")
+    atomic_write_text(out / "threshold.json", json.dumps({**decision, **made}, indent=2) + "\n")
     if cfg.det_plot:
         plot_det(out / "det.png", {Path(cfg.embeddings).stem: (scores, labels)}, p_target=p_targets[0] if p_targets else 0.01)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     log.debug("wrote scores, metrics.json and threshold.json to %s", out)
     return metrics
+
+
+def check_p_targets(value) -> tuple[float, ...]:
+    """``p_targets`` as a tuple of priors in (0, 1); one number is taken as a list of one.
+
+    Raises:
+        ValueError: naming the value when an entry is not a number in (0, 1).
+    """
+    values = [value] if isinstance(value, (int, float, str)) else list(value)
+    try:
+        out = tuple(float(p) for p in values)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"p_targets={value!r}: need numbers in (0, 1), e.g. p_targets=[0.01,0.05]") from err
+    if not all(0.0 < p < 1.0 for p in out):
+        raise ValueError(f"p_targets={value!r}: every prior must lie in (0, 1)")
+    return out
+
+
+def scored_with(cfg: DictConfig, mean: np.ndarray | None) -> dict:
+    """What produced the scores: back end and norm targets, mean file and the SHA-256 of its mean.
+
+    ``xvector-export --score-dir`` refuses a threshold or calibration whose scores another mean
+    (or back end) produced than the model directory it writes applies.
+    """
+    norm = cfg.norm.get("_target_") if cfg.norm else None
+    return {"backend": cfg.backend.get("_target_"), "norm": norm,
+            "mean_embeddings": None if cfg.mean_embeddings is None else str(cfg.mean_embeddings),
+            "mean_sha256": mean_fingerprint(mean)}
 
 
 def choose_decision(spec: DictConfig, scores: np.ndarray, labels: np.ndarray) -> dict:
@@ -284,8 +317,10 @@ def summary_line(metrics: dict[str, float], p_target: float | None = None) -> st
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="score")
 def main(cfg: DictConfig) -> None:
-    metrics = score_embeddings(cfg)
-    print(summary_line(metrics, cfg.p_targets[0] if cfg.p_targets else None))
+    with one_line_errors("xvector-score"):
+        metrics = score_embeddings(cfg)
+        p_targets = check_p_targets(cfg.p_targets)
+    print(summary_line(metrics, p_targets[0] if p_targets else None))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from xvector import CONFIG_DIR
+from xvector.cli import help as _help  # noqa: F401 - registers the --help resolvers
+from xvector.cli.errors import one_line_errors
 from xvector.training.checkpoints import (
     AtomicCheckpointIO,
     RemoveStaleTemporaries,
@@ -83,7 +85,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> None:
-    train(cfg)
+    with one_line_errors("xvector-train"):
+        train(cfg)
 
 
 if __name__ == "__main__":

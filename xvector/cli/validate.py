@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from xvector.cli.errors import one_line_errors
 from xvector.data.validate import validate_data_dir
 
 
@@ -32,11 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     """Validate every directory given; the exit status is 1 if any failed, else 0."""
     args = parse_args(argv)
     failed = False
-    for data_dir in args.data_dirs:
-        report = validate_data_dir(data_dir, sample_rate=args.sample_rate, min_duration_sec=args.min_duration,
-                                   decode=not args.headers_only, jobs=args.jobs)
-        print(report.format(args.max_examples))
-        failed |= report.errors > 0 or (args.strict and report.warnings > 0)
+    with one_line_errors("xvector-validate"):
+        for data_dir in args.data_dirs:
+            report = validate_data_dir(data_dir, sample_rate=args.sample_rate, min_duration_sec=args.min_duration,
+                                       decode=not args.headers_only, jobs=args.jobs)
+            print(report.format(args.max_examples))
+            failed |= report.errors > 0 or (args.strict and report.warnings > 0)
     return 1 if failed else 0
 
 

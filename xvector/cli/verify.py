@@ -7,7 +7,8 @@ argparse rather than Hydra: two positional files and a model read better than ``
 overrides, and there is no config to compose. The model is a directory from ``xvector-export``
 (or a bare training checkpoint: score only, unless ``--threshold`` is given). Files at another
 sample rate are resampled, multi-channel files downmixed. ``--json`` prints the result as one
-JSON object. Errors (unreadable audio, too short, bad model) exit with status 1 and a message.
+JSON object. Errors (missing, truncated, silent or unreadable audio, too short, bad model) exit
+with status 1 and one line naming the file (``--debug`` or ``XVECTOR_DEBUG=1``: the traceback).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
+
+from xvector.cli.errors import one_line_errors
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -25,17 +29,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="model directory (xvector-export) or training checkpoint")
     p.add_argument("--threshold", type=float, help="override the model's threshold (on the LLR if calibrated, else the score)")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of a line")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    from xvector.inference.api import load_model  # after argument parsing: --help stays instant
+    with one_line_errors("xvector-verify", debug=args.debug or None):
+        if args.threshold is not None and not math.isfinite(args.threshold):
+            raise ValueError(f"--threshold {args.threshold}: must be a finite number")
+        from xvector.inference.api import load_model  # after argument parsing: --help stays instant
 
-    try:
         result = load_model(args.model).verify(args.enroll, args.test, threshold=args.threshold)
-    except ValueError as err:
-        raise SystemExit(f"xvector-verify: {err}") from None
     print(json.dumps(dataclasses.asdict(result)) if args.json else result)
 
 

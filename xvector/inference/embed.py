@@ -3,7 +3,11 @@
 Three things training never meets and extraction must handle:
 
 * **Rate and channels.** :func:`read_audio` reads any soundfile format, downmixes by averaging
-  channels and resamples to the model's rate with ``torchaudio.functional.resample``.
+  channels and resamples to the model's rate with ``torchaudio.functional.resample``. It refuses,
+  naming the file, what would embed silently wrong: a missing file or a folder, a wav whose data
+  chunk is cut short (libsndfile reads what is there), NaN/inf samples and all-zero audio (no
+  speaker in it: its embedding is the net's bias). Arrays go through :func:`pcm_to_float`
+  (integer PCM scaled by its dtype, as soundfile does) and :func:`to_mono`.
 * **Too short.** An x-vector's unpadded convolutions need ``net.min_frames`` frames (15 for the
   Snyder TDNN, 0.165 s at 16 kHz); :func:`min_samples` converts that to samples and
   :func:`embed_batch` raises a ``ValueError`` naming the utterance instead of a shape error.
@@ -51,14 +55,16 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 import torchaudio.functional as AF
 from torch import nn
 
-from xvector.data.audio import load_audio
+from xvector.data.audio import load_audio, wav_truncation
 from xvector.features.fbank import KaldiFrontEnd
 from xvector.features.normalize import CMN
 from xvector.nets.pooling import StatsPooling
@@ -94,13 +100,62 @@ def min_samples(embedder: nn.Module) -> int:
     return (frames - 1) * frontend.frame_shift + frontend.frame_length
 
 
-def to_mono(wav: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """``(S,)`` or channels-first ``(C, S)`` audio → float32 mono ``(S,)`` (channel mean)."""
+#: Full scale of integer PCM: ``int16`` from ``sf.read(dtype="int16")`` or ``scipy.io.wavfile``
+#: is divided by 2**15, as soundfile's own float reading does; 8-bit wav is unsigned, centred at 128.
+PCM_FULL_SCALE = {np.dtype(np.int8): 2.0**7, np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
+#: Float samples peaking above this are almost surely integer PCM cast to float without scaling.
+FLOAT_PEAK_WARN = 2.0
+
+
+def pcm_to_float(wav: np.ndarray | torch.Tensor, name: str = "input") -> torch.Tensor:
+    """Samples of any layout as float32 in [-1, 1]: integer PCM divided by its full scale.
+
+    ``int8``/``int16``/``int32`` are divided by 2**7/2**15/2**31 and ``uint8`` (8-bit wav) is
+    ``(x - 128) / 128``; float arrays are taken as they are (a warning names ``name`` when their
+    peak exceeds :data:`FLOAT_PEAK_WARN`: integer samples converted without scaling).
+
+    Example:
+        >>> pcm_to_float(np.array([-32768, 0, 16384], dtype=np.int16)).tolist()
+        [-1.0, 0.0, 0.5]
+
+    Raises:
+        ValueError: naming ``name`` for other dtypes (bool, int64, complex): their scale is unknown.
+    """
+    if isinstance(wav, torch.Tensor):  # bfloat16/float16 have no numpy twin: floats go to float32 first
+        wav = wav.detach().cpu()
+        arr = (wav.float() if wav.is_floating_point() else wav).numpy()
+    else:
+        arr = np.asarray(wav)
+    if arr.dtype in PCM_FULL_SCALE:
+        return torch.from_numpy(arr.astype(np.float32) / np.float32(PCM_FULL_SCALE[arr.dtype]))
+    if arr.dtype == np.uint8:
+        return torch.from_numpy((arr.astype(np.float32) - 128.0) / 128.0)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(
+            f"{name}: samples of dtype {arr.dtype}; pass float samples in [-1, 1] or integer PCM (int16, int32, uint8)"
+        )
+    out = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    peak = float(out.abs().max()) if out.numel() and bool(torch.isfinite(out).all()) else 0.0
+    if peak > FLOAT_PEAK_WARN:
+        warnings.warn(f"{name}: float samples peak at {peak:g}, far outside [-1, 1]: integer PCM converted without "
+                      "scaling? Divide by 32768 (16-bit) or pass the integer array itself", UserWarning, stacklevel=3)
+    return out
+
+
+def to_mono(wav: np.ndarray | torch.Tensor, channels_axis: int | None = 0, name: str = "input") -> torch.Tensor:
+    """``(S,)`` or 2-D multi-channel audio → float32 mono ``(S,)`` (channel mean).
+
+    Args:
+        wav: float samples (see :func:`pcm_to_float` for integer PCM).
+        channels_axis: for 2-D input, the axis of channels: 0 for ``(C, S)`` (torchaudio's
+            layout), 1 for ``(S, C)`` (soundfile's ``sf.read``).
+        name: what error messages call the input.
+    """
     wav = torch.as_tensor(np.asarray(wav) if not isinstance(wav, torch.Tensor) else wav).float()
     if wav.ndim == 2:
-        wav = wav.mean(0)
+        wav = wav.mean(channels_axis)
     if wav.ndim != 1:
-        raise ValueError(f"expected a waveform (S,) or (channels, S), got shape {tuple(wav.shape)}")
+        raise ValueError(f"{name}: expected a waveform (S,) or (channels, S), got shape {tuple(wav.shape)}")
     return wav
 
 
@@ -111,15 +166,44 @@ def resample(wav: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
     return AF.resample(wav, int(orig_rate), int(new_rate))
 
 
+def check_audio_file(path: str | os.PathLike) -> None:
+    """Refuse, naming ``path``, a missing file, a folder, or a wav whose data chunk is cut short.
+
+    libsndfile's own messages for the first two are "System error." and "Format not
+    recognised.", and it reads a truncated wav without a word, so these are checked first.
+
+    Raises:
+        ValueError: naming ``path`` and what is wrong.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{path}: is a folder, not an audio file")
+    if not p.exists():
+        raise ValueError(f"{path}: audio file does not exist")
+    try:
+        cut = wav_truncation(p)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read audio file ({err.strerror or err})") from err
+    if cut is not None:
+        declared, present = cut
+        raise ValueError(
+            f"{path}: truncated wav: its header declares {declared} data bytes, the file holds {present} "
+            "(an interrupted copy?)"
+        )
+
+
 def read_audio(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
     """Any soundfile-readable file → float32 mono ``(S,)`` at ``sample_rate`` (channels averaged).
 
-    The checks and the resampler are :func:`xvector.data.audio.load_audio`'s, as in training.
+    The checks and the resampler are :func:`xvector.data.audio.load_audio`'s, as in training,
+    plus :func:`check_audio_file` and a refusal of all-zero audio.
 
     Raises:
-        ValueError: naming the file when it cannot be decoded, is empty or holds NaN/inf.
+        ValueError: naming the file when it is missing, a folder, a truncated wav, cannot be
+            decoded, is empty, holds NaN/inf or only zeros.
     """
-    return torch.from_numpy(load_audio(path, sample_rate, resample=True))
+    check_audio_file(path)
+    return torch.from_numpy(load_audio(path, sample_rate, resample=True, reject_silent=True))
 
 
 def check_lengths(embedder: nn.Module, wav_lens: torch.Tensor, names: Sequence[str] | None = None) -> None:

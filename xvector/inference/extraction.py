@@ -8,25 +8,21 @@ The library behind ``xvector-extract`` (:mod:`xvector.cli.extract` is its thin e
   Recordings longer than ``chunk_sec`` are embedded alone, in chunks, with exact statistics
   pooling (:func:`xvector.inference.embed.embed_long`). Reading and resampling run in data-loader
   workers.
-* **Resumable.** Each batch's embeddings are appended to a :class:`PartialLog` (length- and
-  CRC-framed records, flushed and fsync'ed), so a kill loses at most the batch in flight; a
-  rerun with the same model skips the utterances already there (a torn last record is dropped).
-* **Failures do not stop the run.** Files that cannot be read or are too short for the net, and
-  batches that fail to embed (retried one utterance at a time), are collected with the reason
-  (:func:`write_failures` lists them), and the result holds the utterances that succeeded, in
-  ``wav.scp`` order.
+* **Resumable.** Each batch's embeddings are appended to a
+  :class:`~xvector.inference.partial.PartialLog`, so a kill loses at most the batch in flight.
+  An embedding is reused only for the same input file, model and settings; the log says how
+  many were kept and why the others were not (:mod:`xvector.inference.partial`).
+* **Failures do not stop the run.** Files that are missing, cannot be read, are truncated,
+  silent or too short for the net, and batches that fail to embed (retried one utterance at a
+  time), are collected with the reason (:func:`write_failures` lists them), and the result
+  holds the utterances that succeeded, in ``wav.scp`` order.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
 import os
-import struct
-import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,12 +36,17 @@ from xvector.data.collate import collate_waveforms
 from xvector.data.lists import read_wav_scp
 from xvector.inference.embed import (
     DEFAULT_CHUNK_SEC,
+    check_audio_file,
     embed_batch,
     embed_long,
     min_samples,
     read_audio,
     sample_rate_of,
 )
+from xvector.inference.partial import PartialLog, fingerprint, input_key, reusable
+
+__all__ = ["FAILED_SUFFIX", "PARTIAL_SUFFIX", "Extraction", "PartialLog", "SafeUtterances", "embed_wav_scp",
+           "extract_embeddings", "fingerprint", "input_key", "length_buckets", "save_kaldi", "write_failures"]
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +62,35 @@ FAILED_SUFFIX = ".failed.tsv"
 class SafeUtterances(Dataset):
     """Whole utterances of a ``wav.scp`` at ``sample_rate``; unreadable ones become error items.
 
-    ``seconds[i]`` is the duration from the file header (0 when the header is unreadable, with
-    the reason in ``errors[utt]``). Items are ``{"utt", "wav": (S,)}`` or ``{"utt", "error"}``.
+    ``seconds[i]`` is the duration from the file header (0 when the file is missing, truncated
+    or its header unreadable, with the reason in ``errors[utt]``), ``keys[utt]`` its
+    :func:`input_key`. Items are ``{"utt", "wav": (S,)}`` or ``{"utt", "error"}``.
+
+    Args:
+        wavs: ``{utt: path}`` in ``wav.scp`` order.
+        sample_rate: rate the items are resampled to.
+        source: the ``wav.scp`` the entries come from: a missing file is reported as
+            ``wav.scp:N: audio file for 'u' does not exist: path``.
     """
 
-    def __init__(self, wavs: dict[str, Path], sample_rate: int) -> None:
+    def __init__(self, wavs: dict[str, Path], sample_rate: int, source: str | os.PathLike | None = None) -> None:
         self.utts = list(wavs)
         self.paths = [wavs[u] for u in self.utts]
         self.sample_rate = sample_rate
         self.seconds: list[float] = []
         self.errors: dict[str, str] = {}
-        for utt, path in zip(self.utts, self.paths):
+        self.keys: dict[str, str] = {}
+        for line, (utt, path) in enumerate(zip(self.utts, self.paths), start=1):
             try:
+                if not os.path.lexists(path):
+                    raise ValueError(f"{source or 'wav.scp'}:{line}: audio file for {utt!r} does not exist: {path}")
+                check_audio_file(path)
+                self.keys[utt] = input_key(path)
                 n, rate = audio_info(path)
                 if n == 0:
                     raise ValueError(f"{path}: no samples")
                 self.seconds.append(n / rate)
-            except ValueError as err:
+            except (ValueError, OSError) as err:
                 self.errors[utt] = str(err)
                 self.seconds.append(0.0)
 
@@ -126,101 +139,6 @@ def length_buckets(seconds: Sequence[float], batch_size: int, max_batch_sec: flo
 
 
 # ---------------------------------------------------------------------------------------------
-# Partial results: an append-only log of framed records
-# ---------------------------------------------------------------------------------------------
-
-_MAGIC = b"XVPR"
-_HEAD = struct.Struct("<4sQI")  # magic, payload length, crc32 of payload
-
-
-class PartialLog:
-    """Append-only file of ``(ids, embeddings)`` records, for resuming an interrupted run.
-
-    The first record is a JSON header (the model fingerprint); each later one an ``.npz`` of one
-    batch. Records are framed with their length and CRC32 and fsync'ed, so a kill mid-write
-    leaves at most one torn record at the end, which :meth:`read` drops (and truncates).
-    """
-
-    def __init__(self, path: str | os.PathLike, fingerprint: dict) -> None:
-        self.path = Path(path)
-        self.fingerprint = fingerprint
-        self._file = None
-
-    @staticmethod
-    def _records(data: bytes) -> Iterator[tuple[int, bytes]]:
-        pos = 0
-        while pos + _HEAD.size <= len(data):
-            magic, n, crc = _HEAD.unpack_from(data, pos)
-            payload = data[pos + _HEAD.size : pos + _HEAD.size + n]
-            if magic != _MAGIC or len(payload) != n or zlib.crc32(payload) != crc:
-                return
-            pos += _HEAD.size + n
-            yield pos, payload
-
-    def read(self) -> dict[str, np.ndarray]:
-        """Embeddings already written (``{}`` when there is no file); drops a torn tail.
-
-        Raises:
-            ValueError: when the file was written with another model (naming the file).
-        """
-        if not self.path.is_file():
-            return {}
-        data = self.path.read_bytes()
-        done: dict[str, np.ndarray] = {}
-        end = 0
-        for i, (end_pos, payload) in enumerate(self._records(data)):
-            if i == 0:
-                header = json.loads(payload)
-                if header != self.fingerprint:
-                    raise ValueError(
-                        f"{self.path}: partial results of another model or sample rate "
-                        f"({header} vs {self.fingerprint}); delete the file or run with resume=false"
-                    )
-            else:
-                with np.load(io.BytesIO(payload), allow_pickle=False) as rec:
-                    done.update(zip((str(u) for u in rec["ids"]), rec["embeddings"]))
-            end = end_pos
-        if end < len(data):
-            log.warning("%s: dropping a torn last record (%d bytes)", self.path, len(data) - end)
-            with open(self.path, "r+b") as f:
-                f.truncate(end)
-        return done
-
-    def _write(self, payload: bytes) -> None:
-        self._file.write(_HEAD.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def open(self) -> PartialLog:
-        """Open for appending, writing the header first when the file is new or empty."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.is_file() or self.path.stat().st_size == 0
-        self._file = open(self.path, "ab")
-        if new:
-            self._write(json.dumps(self.fingerprint, sort_keys=True).encode())
-        return self
-
-    def append(self, ids: Sequence[str], embeddings: np.ndarray) -> None:
-        buf = io.BytesIO()
-        np.savez(buf, ids=np.asarray(list(ids), dtype=str), embeddings=np.asarray(embeddings, dtype=np.float32))
-        self._write(buf.getvalue())
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-def fingerprint(embedder: torch.nn.Module, sample_rate: int) -> dict:
-    """Identity of a model for resuming: a hash of its weights and the rate it runs at."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(embedder.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return {"weights_sha256": h.hexdigest(), "sample_rate": int(sample_rate)}
-
-
-# ---------------------------------------------------------------------------------------------
 # Embedding loop
 # ---------------------------------------------------------------------------------------------
 
@@ -232,8 +150,13 @@ class Extraction:
     ids: list[str]
     embeddings: np.ndarray
     failures: dict[str, str] = field(default_factory=dict)
-    skipped: int = 0
+    kept: int = 0  # embeddings reused from the partial log of an interrupted run
+    redone: dict[str, int] = field(default_factory=dict)  # {reason: count} of partial entries not reused
     padded: int = 0  # utterances shorter than the net's minimum, repeated to reach it
+
+    @property
+    def skipped(self) -> int:  # the name before reuse was keyed to inputs
+        return self.kept
 
 
 def pad_short(batch: dict, need: int) -> tuple[dict, int]:
@@ -314,9 +237,9 @@ def extract_embeddings(
         raise ValueError(f"short_utterances={short_utterances!r}: expected 'skip' or 'pad'")
     need = min_samples(embedder) if short_utterances == "pad" else 0
     padded = 0
-    dataset = SafeUtterances(read_wav_scp(wav_scp, check_exists=False), sample_rate)
-    done = partial.read() if partial is not None else {}
+    dataset = SafeUtterances(read_wav_scp(wav_scp, check_exists=False), sample_rate, wav_scp)
     failures = dict(dataset.errors)
+    done, redone = reusable(partial, dataset.keys, dataset.errors)
     todo = [i for i, u in enumerate(dataset.utts) if u not in done and u not in failures]
     seconds = [dataset.seconds[i] for i in todo]
     batches = [[todo[j] for j in b] for b in length_buckets(seconds, batch_size, max_batch_sec, chunk_sec)]
@@ -342,7 +265,7 @@ def extract_embeddings(
                 failures.update(failed)
                 if ids:
                     if partial is not None:
-                        partial.append(ids, np.stack(embs))
+                        partial.append(ids, [dataset.keys[u] for u in ids], np.stack(embs))
                     done.update(zip(ids, embs))
             if bar is not None:
                 bar.update(len(item["failed"]) + (len(item["batch"]["utts"]) if item["batch"] else 0))
@@ -355,8 +278,8 @@ def extract_embeddings(
     ids = [u for u in dataset.utts if u in done]
     dim = len(next(iter(done.values()))) if done else 0
     emb = np.stack([done[u] for u in ids]) if ids else np.zeros((0, dim), dtype=np.float32)
-    skipped = len(dataset) - len(todo) - len(dataset.errors)
-    return Extraction(ids, emb.astype(np.float32), failures, skipped, padded)
+    kept = len(dataset) - len(todo) - len(dataset.errors)
+    return Extraction(ids, emb.astype(np.float32), failures, kept, redone, padded)
 
 
 def embed_wav_scp(

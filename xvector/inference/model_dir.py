@@ -7,11 +7,16 @@ read. Its files::
     config.yaml           the resolved training config (front-end, net, sample rate): the net is
                           rebuilt from it, as from a checkpoint
     embedder.pt           state_dict of the front-end + net (torch.load(weights_only=True)-safe)
-    info.json             format version, sample rate, embedding size, shortest input, file list
+    info.json             format marker and version, sample rate, embedding size, shortest input,
+                          file list (``--overwrite`` replaces only a folder whose info.json says
+                          it is a model directory and that holds nothing else, or an empty one)
     mean.npy              optional (D,) float32 mean of training embeddings, subtracted before
                           cosine scoring
     calibration.json      optional {"scale": a, "offset": b}: LLR = a * score + b
     threshold.json        optional {"criterion": .., "threshold": t, "on": "llr"|"score", ...}
+                          calibration and threshold come from an ``xvector-score`` run whose
+                          ``scored_with`` block must match this directory: cosine, no norm, and
+                          the same mean (or none), else the operating point belongs to other scores
     embedder.onnx         optional (xvector-export --format onnx): wav (B, S), wav_lens (B,) →
                           embedding (B, D), the Fbank front-end inside the graph
     embedder.torchscript.pt  optional (--format torchscript), same signature
@@ -34,7 +39,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -49,14 +53,22 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from xvector import __version__
-from xvector.embeddings import load_embeddings
+from xvector.embeddings import embedding_mean
 from xvector.inference.embed import min_samples, sample_rate_of
 from xvector.inference.embedder import Embedder, upgrade_targets
 from xvector.inference.graph import export_embedder
+from xvector.inference.operating_point import (  # noqa: F401 - check_* and the keys are public here too
+    COSINE_BACKEND,
+    SCORED_WITH,
+    check_calibration,
+    check_scored_with,
+    check_threshold,
+)
 
 # Neither a model directory nor a training checkpoint needs Lightning (~5 s to import, ~260 MB
 # of RSS) to load: xvector.inference.embedder.load_embedder reads checkpoints with torch alone.
 
+FORMAT = "xvector-model-dir"  # info.json's marker: --overwrite replaces only such folders
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "embedder.pt"
@@ -143,30 +155,44 @@ def _read_json(path: Path, what: str) -> dict:
     return data
 
 
-def check_calibration(cal: Mapping, source: str = "calibration") -> dict[str, float]:
-    """Validate ``{"scale": a, "offset": b}`` (finite numbers, a > 0) and return it as floats."""
-    try:
-        out = {"scale": float(cal["scale"]), "offset": float(cal["offset"])}
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{source}: need numeric 'scale' and 'offset' ({err})") from err
-    if not all(map(math.isfinite, out.values())) or out["scale"] <= 0:
-        raise ValueError(f"{source}: scale must be finite and > 0 and offset finite, got {out}")
-    return out
+def check_replaceable(out: Path, ckpt_path: str | os.PathLike) -> None:
+    """Refuse to replace anything but an empty folder or a model directory this module wrote.
 
+    ``--overwrite`` given the experiment folder instead of ``exp/model`` must not delete the
+    checkpoint being read and everything beside it: a folder is replaced only when it is empty,
+    or when its info.json carries the model-directory marker and it holds only the files that
+    info.json lists; never when the input checkpoint lies inside it.
 
-def check_threshold(thr: Mapping, calibrated: bool, source: str = "threshold") -> dict[str, Any]:
-    """Validate a ``threshold.json`` dict: a finite ``threshold`` on ``"score"`` or ``"llr"``."""
-    out = dict(thr)
+    Raises:
+        ValueError: naming ``out`` and why it is not replaced.
+    """
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder; not replacing it")
+    ckpt = Path(ckpt_path).resolve()
+    if ckpt.is_relative_to(out.resolve()):
+        raise ValueError(f"{out}: holds the input checkpoint {ckpt_path}; not replacing it (export to e.g. {out / 'model'})")
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return
     try:
-        out["threshold"] = float(out["threshold"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{source}: need a numeric 'threshold' ({err})") from err
-    out.setdefault("on", "score")
-    if out["on"] not in ("score", "llr") or not math.isfinite(out["threshold"]):
-        raise ValueError(f"{source}: 'on' must be 'score' or 'llr' and the threshold finite, got {thr}")
-    if out["on"] == "llr" and not calibrated:
-        raise ValueError(f"{source}: threshold is on LLRs but no calibration was given")
-    return out
+        info = json.loads((out / INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = None
+    # Directories written before the marker existed carry format_version and the file list.
+    ours = isinstance(info, dict) and (
+        info.get("format") == FORMAT or ("format_version" in info and "xvector_version" in info)
+    ) and isinstance(info.get("files"), list)
+    if not ours:
+        raise ValueError(
+            f"{out}: not a model directory written by xvector-export (no {INFO_FILE} marking it); overwrite replaces "
+            "only those or an empty folder, so nothing was touched: choose another output"
+        )
+    extra = [name for name in entries if name not in {*map(str, info["files"]), INFO_FILE}]
+    if extra:
+        shown = ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
+        raise ValueError(f"{out}: holds {len(extra)} file(s) xvector-export did not write ({shown}); not replacing it")
 
 
 def _as_dict(value: Mapping | str | os.PathLike, what: str) -> tuple[dict, str]:
@@ -193,18 +219,22 @@ def write_model_dir(
         calibration: optional ``calibration.json`` path (from ``xvector-score``) or dict.
         threshold: optional ``threshold.json`` path or dict.
         formats: exported graphs to add: ``"onnx"``, ``"torchscript"``.
-        overwrite: replace an existing ``out``.
+        overwrite: replace an existing ``out`` when it is an empty folder or a model directory
+            (see :func:`check_replaceable`); anything else is refused.
 
     Returns:
         ``out`` as a Path.
 
     Raises:
-        ValueError: naming the file for a bad checkpoint, embeddings of the wrong size, a
-            malformed calibration/threshold, an unknown format, or an existing ``out``.
+        ValueError: naming the file for a bad checkpoint, embeddings of the wrong size or with
+            NaN/inf, a malformed calibration/threshold or one made on other scores (another
+            mean, back end or norm: :func:`check_scored_with`), an unknown format, or an
+            existing ``out`` (without ``overwrite``, or one it may not replace).
     """
     out = Path(out)
-    if out.exists() and not overwrite:
+    if (out.exists() or out.is_symlink()) and not overwrite:
         raise ValueError(f"{out}: already exists (pass overwrite to replace it)")
+    check_replaceable(out, ckpt_path)
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown export format(s) {sorted(unknown)}; choose from {sorted(FORMATS)}")
@@ -212,19 +242,21 @@ def write_model_dir(
 
     embedder, cfg = load_embedder(ckpt_path)
     embed_dim = int(embedder.net.embed_dim)
+    mean = None
+    if mean_embeddings is not None:
+        mean = embedding_mean(mean_embeddings).astype(np.float32)  # refuses NaN/inf rows, naming the utterance
+        if mean.shape != (embed_dim,):
+            raise ValueError(f"{mean_embeddings}: embeddings of dim {mean.shape[0]}, the model's are {embed_dim}-dim")
+    mean_src = None if mean_embeddings is None else str(mean_embeddings)
     cal = thr = None
     if calibration is not None:
         raw, src = _as_dict(calibration, "calibration")
         cal = check_calibration(raw, src)
+        check_scored_with(raw, src, mean, mean_src)
     if threshold is not None:
         raw, src = _as_dict(threshold, "threshold")
         thr = check_threshold(raw, cal is not None, src)
-    mean = None
-    if mean_embeddings is not None:
-        _, emb = load_embeddings(mean_embeddings)
-        if emb.ndim != 2 or emb.shape[1] != embed_dim or len(emb) == 0:
-            raise ValueError(f"{mean_embeddings}: embeddings of shape {emb.shape}, the model's are {embed_dim}-dim")
-        mean = emb.astype(np.float64).mean(0).astype(np.float32)
+        check_scored_with(raw, src, mean, mean_src)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
@@ -246,7 +278,7 @@ def write_model_dir(
                 export_embedder(embedder, tmp / FORMATS[fmt], fmt)
                 files.append(FORMATS[fmt])
         info = {
-            "format_version": FORMAT_VERSION, "xvector_version": __version__,
+            "format": FORMAT, "format_version": FORMAT_VERSION, "xvector_version": __version__,
             "source_checkpoint": str(Path(ckpt_path).resolve()), "sample_rate": sample_rate_of(embedder),
             "embed_dim": embed_dim, "min_samples": min_samples(embedder), "files": sorted(files),
             "onnx_inputs": {"wav": "float32 (B, S) in [-1, 1]", "wav_lens": "int64 (B,) samples"},
@@ -299,12 +331,19 @@ def load_model_dir(path: str | os.PathLike, map_location: str = "cpu") -> ModelD
     embedder.eval()
     mean = None
     if (path / MEAN_FILE).is_file():
-        mean = np.load(path / MEAN_FILE).astype(np.float32)
+        try:
+            mean = np.load(path / MEAN_FILE, allow_pickle=False).astype(np.float32)
+        except (OSError, ValueError, EOFError) as err:
+            raise ValueError(f"{path / MEAN_FILE}: cannot read the mean ({err})") from err
         if mean.shape != (int(embedder.net.embed_dim),):
             raise ValueError(f"{path / MEAN_FILE}: shape {mean.shape}, expected ({embedder.net.embed_dim},)")
+        if not np.isfinite(mean).all():  # a NaN mean turns every score into 0.0
+            raise ValueError(f"{path / MEAN_FILE}: the mean holds NaN or infinite values")
     cal = thr = None
     if (path / CALIBRATION_FILE).is_file():
         cal = check_calibration(_read_json(path / CALIBRATION_FILE, "calibration"), str(path / CALIBRATION_FILE))
     if (path / THRESHOLD_FILE).is_file():
         thr = check_threshold(_read_json(path / THRESHOLD_FILE, "threshold"), cal is not None, str(path / THRESHOLD_FILE))
+        # a threshold.json copied in by hand from another scoring run is caught here too
+        check_scored_with(thr, str(path / THRESHOLD_FILE), mean, str(path / MEAN_FILE), warn_missing=False)
     return ModelDir(embedder, cfg, mean, cal, thr, path)

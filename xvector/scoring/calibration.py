@@ -41,8 +41,10 @@ class LogisticCalibration:
         # Balanced class weights = effective prior 0.5, so log posterior odds are LLRs; a very
         # weak penalty keeps the fit unregularised, as a calibration should be.
         model = LogisticRegression(C=1e6, class_weight="balanced").fit(scores[:, None], labels)
-        self.scale = float(model.coef_[0, 0])
-        self.offset = float(model.intercept_[0])
+        scale, offset = float(model.coef_[0, 0]), float(model.intercept_[0])
+        if not (np.isfinite(scale) and np.isfinite(offset)):
+            raise ValueError(f"calibration fit gave scale {scale}, offset {offset}: not finite")
+        self.scale, self.offset = scale, offset
         return self
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:

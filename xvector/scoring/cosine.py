@@ -90,8 +90,9 @@ def trial_rows(
         trial's position in ``used``.
 
     Raises:
-        ValueError: for a table whose shape disagrees with ``ids``, a duplicate id, or a trial
-            naming an id without an embedding (naming the 1-based trial line).
+        ValueError: for a table whose shape disagrees with ``ids``, a duplicate id, a trial
+            naming an id without an embedding (naming the 1-based trial line), or a used row
+            holding NaN/inf (naming the utterance).
     """
     if np.ndim(embeddings) != 2 or len(embeddings) != len(ids):
         raise ValueError(
@@ -99,7 +100,26 @@ def trial_rows(
         )
     enroll, test = _row_indices(ids, trials)
     used, inverse = np.unique(np.concatenate([enroll, test]), return_inverse=True)
+    check_finite_rows(np.asarray(embeddings)[used], [ids[i] for i in used])
     return used, inverse[: len(trials)], inverse[len(trials) :]
+
+
+def check_finite_rows(x: np.ndarray, ids: Sequence[str] | None = None, what: str = "embedding") -> None:
+    """Raise a ``ValueError`` naming the first row of ``x (N, D)`` that holds NaN or infinity.
+
+    A NaN row would score 0.0 against everything (its normalisation divides by NaN) and a NaN
+    mean or cohort would turn every score into NaN or 0.0, passing for real scores.
+
+    Example:
+        >>> check_finite_rows(np.array([[0.0, 1.0], [np.nan, 0.0]]), ["a", "b"])
+        Traceback (most recent call last):
+        ...
+        ValueError: non-finite embedding for utterance 'b'
+    """
+    bad = ~np.isfinite(np.asarray(x, dtype=np.float64)).reshape(len(x), -1).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"non-finite {what} for utterance {ids[i]!r}" if ids is not None else f"non-finite {what} in row {i}")
 
 
 def score_trials(
@@ -136,6 +156,8 @@ def score_trials(
         mean = np.asarray(mean, dtype=np.float64)
         if mean.shape != (embeddings.shape[1],):
             raise ValueError(f"mean must have shape ({embeddings.shape[1]},), got {mean.shape}")
+        if not np.isfinite(mean).all():
+            raise ValueError("the mean holds NaN or infinite values")
         table -= mean
     table = length_normalize(table).astype(np.float32)
     scores = np.empty(len(trials), dtype=np.float64)

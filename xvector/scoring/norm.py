@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from xvector.data.lists import Trial
-from xvector.scoring.cosine import length_normalize, trial_rows
+from xvector.scoring.cosine import check_finite_rows, length_normalize, trial_rows
 
 
 def cohort_stats(
@@ -51,11 +51,13 @@ def cohort_stats(
         ``mean (M,)`` and ``std (M,)``.
 
     Raises:
-        ValueError: for mismatched dimensions, an empty cohort, or ``top_k < 2``.
+        ValueError: for mismatched dimensions, an empty cohort, NaN/inf rows, or ``top_k < 2``.
     """
     embeddings, cohort = np.atleast_2d(embeddings), np.atleast_2d(cohort)
     if cohort.shape[0] == 0 or embeddings.shape[1] != cohort.shape[1]:
         raise ValueError(f"need a non-empty cohort of dim {embeddings.shape[1]}, got {cohort.shape}")
+    check_finite_rows(cohort, what="cohort embedding")
+    check_finite_rows(embeddings)
     if top_k is not None and top_k < 2:
         raise ValueError(f"top_k must be >= 2 (a standard deviation needs two scores), got {top_k}")
     k = cohort.shape[0] if top_k is None else min(top_k, cohort.shape[0])
@@ -136,7 +138,10 @@ class ScoreNorm:
     def fit(self, embeddings: np.ndarray, labels: np.ndarray, mean: np.ndarray | None = None) -> ScoreNorm:
         """Build the cohort from training ``embeddings (N, D)`` with speaker ``labels (N,)``."""
         x = np.asarray(embeddings, dtype=np.float64)
+        check_finite_rows(x, what="cohort embedding")
         self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+        if self.mean is not None and not np.isfinite(self.mean).all():
+            raise ValueError("the mean holds NaN or infinite values")
         if self.mean is not None:
             x = x - self.mean
         self.cohort = speaker_means(x, labels) if self.cohort_kind == "speakers" else x
