@@ -11,10 +11,13 @@ import pytest
 import torch
 
 from xvector.features.fbank import Fbank
+from xvector.features.speechbrain_fbank import SpeechBrainFbank
 from xvector.inference.embedder import Embedder
 from xvector.inference.graph import export_embedder
 from xvector.nets.campp import CAMPlusPlus
 from xvector.nets.dtdnn import DTDNN
+from xvector.nets.ecapa_chained import ChainedECAPA
+from xvector.nets.speechbrain_xvector import SpeechBrainXVector
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 
@@ -22,12 +25,17 @@ NETS = {
     "campp": lambda f: CAMPlusPlus(in_channels=f, fcm_channels=8, fcm_blocks=(1, 1), init_channels=32, growth=8,
                                    block_layers=(1, 2, 1), seg_len=20, embed_dim=16),
     "dtdnn": lambda f: DTDNN(in_channels=f, init_channels=32, growth=8, block_layers=(2, 3), embed_dim=16),
+    # imported-model layouts, behind SpeechBrain's front-end (reflect padding by index gathers)
+    "ecapa_speechbrain": lambda f: ChainedECAPA(in_channels=f, channels=(32, 32, 32, 32, 96), se_channels=8,
+                                                attention_channels=8, embed_dim=16),
+    "xvector_speechbrain": lambda f: SpeechBrainXVector(in_channels=f, channels=(32, 32, 32, 32, 64), embed_dim=16),
 }
 
 
 def _embedder(name: str) -> Embedder:
     torch.manual_seed(0)
-    embedder = Embedder(Fbank(num_mel_bins=24), NETS[name](24))
+    features = SpeechBrainFbank(num_mel_bins=24) if name.endswith("speechbrain") else Fbank(num_mel_bins=24)
+    embedder = Embedder(features, NETS[name](24))
     embedder.train()
     with torch.no_grad():
         embedder(0.1 * torch.randn(4, 16000))  # BatchNorm statistics off their initial values
