@@ -1,8 +1,8 @@
 import pytest
 
+from scripts.combine_data_dirs import main
 from xvector.data.combine import combine_data_dirs
 from xvector.data.lists import load_data_dir, read_kaldi_map
-from scripts.combine_data_dirs import main
 
 
 def test_prefixes_keep_speakers_apart_and_subsampling_is_seeded(noise_dir, tmp_path):
