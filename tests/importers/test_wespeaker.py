@@ -29,6 +29,7 @@ import torchaudio
 import xvector
 from xvector.features.wespeaker_fbank import WeSpeakerFbank
 from xvector.importers.wespeaker import import_wespeaker, layout, random_state, write_folder
+from xvector.inference.model_dir import load_model_dir
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "wespeaker"
 NAMES = ["xvec", "ecapa_glob_c512", "ecapa_c512_embbn", "campplus"]
@@ -191,3 +192,18 @@ def test_bad_folders_and_unsupported_models_are_refused(tmp_path):
     with pytest.raises(ValueError, match="not a WeSpeaker model folder"):
         import_wespeaker(tmp_path / "nothing", tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_imported_xvec_folds_and_runs_int8(tmp_path):
+    """WeSpeaker's XVEC is a TDNN x-vector here: BatchNorm folding and int8 frame layers apply."""
+    small = _fixture("xvec")["small"]
+    out = import_wespeaker(write_folder(tmp_path / "exp", _with_fbank(small["config"]), random_state(small["layout"])),
+                           tmp_path / "model")
+    wav = (0.1 * np.random.default_rng(1).standard_normal(32000)).astype(np.float32)
+    unfolded = xvector.load_model(out).embedder  # for_inference: folded
+    with torch.no_grad():
+        plain = load_model_dir(out).embedder(torch.from_numpy(wav)[None])[0].numpy()
+        folded = unfolded(torch.from_numpy(wav)[None])[0].numpy()
+    np.testing.assert_allclose(folded, plain, atol=1e-4, rtol=0)
+    int8 = xvector.load_model(out, precision="int8").embed(wav)
+    assert float(int8 @ plain / np.linalg.norm(int8) / np.linalg.norm(plain)) > 0.999
