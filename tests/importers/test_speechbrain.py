@@ -265,8 +265,10 @@ def test_hyperparams_refs_and_tags():
         path: !ref <base>/x.ckpt
         shape: !tuple (1, 2)
         todo: !PLACEHOLDER
+        extra: !include:other.yaml
         """))
     assert h["n"] == 4 and h["model"].kwargs["width"] == 8 and h["path"] == "/m/x.ckpt"
     assert isinstance(h["model"].kwargs["act"], Node) and h["shape"] == [1, 2] and h["todo"] is None
+    assert h["extra"].kind == "include" and h["extra"].target == "other.yaml"
     with pytest.raises(ValueError, match="names no key"):
         loads("a: !ref <missing>\n")

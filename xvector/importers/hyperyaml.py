@@ -8,7 +8,8 @@ a pretrained model only the *description* is needed, so here each tag becomes da
 * ``!ref <key>`` → the value of ``key`` (``<a.b>`` / ``<a[b]>`` reach into mappings); a reference
   inside a longer string (``!ref <pretrained_path>/embedding_model.ckpt``) is substituted as text,
   and simple arithmetic on numbers (``!ref <emb_dim> * 2``) is evaluated;
-* ``!copy <key>`` as ``!ref``; ``!tuple (a, b)`` → a list; ``!PLACEHOLDER`` → None.
+* ``!copy <key>`` as ``!ref``; ``!tuple (a, b)`` → a list; ``!PLACEHOLDER`` → None; any other
+  tag (``!include:``...) → a ``Node`` of that kind, left alone.
 
 Example:
     >>> text = '''
@@ -72,6 +73,10 @@ def _tagged(kind: str):
 
 for _kind in ("new", "name", "apply"):
     _Loader.add_multi_constructor(f"!{_kind}:", _tagged(_kind))
+# Any other tag (!include:, !module:, ...) is kept as a Node of that kind: entries the import
+# does not read must not stop it.
+_Loader.add_multi_constructor(
+    "!", lambda loader, suffix, node: _tagged(suffix.partition(":")[0])(loader, suffix.partition(":")[2], node))
 _Loader.add_constructor("!ref", lambda loader, node: _Ref(loader.construct_scalar(node)))
 _Loader.add_constructor("!copy", lambda loader, node: _Ref(loader.construct_scalar(node)))
 _Loader.add_constructor("!PLACEHOLDER", lambda loader, node: None)
