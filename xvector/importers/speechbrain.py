@@ -100,6 +100,9 @@ def ecapa_config(kwargs: Mapping, source: str) -> dict[str, Any]:
         raise ValueError(f"{source}: embedding_model.activation={kwargs['activation'].target} is not supported")
     _refuse(kwargs, "groups", lambda v: all(g == 1 for g in v), source, "embedding_model")
     channels = list(kwargs.get("channels", [512, 512, 512, 512, 1536]))
+    if len(set(channels[:-1])) != 1:  # SpeechBrain would add 1x1 shortcut convolutions
+        raise ValueError(f"{source}: embedding_model.channels={channels}: blocks of different widths are not "
+                         "supported by the import")
     return {
         "_target_": "xvector.nets.ecapa_chained.ChainedECAPA", "_partial_": True,
         "channels": channels, "kernel_sizes": list(kwargs.get("kernel_sizes", [5, 3, 3, 3, 1])),
