@@ -47,3 +47,15 @@ def test_targets_are_judged_from_the_rows():
     assert "90 vs 150 ms: **met**" in text
     assert "Full pipeline ≥ 0.9 of model-only: 0.85: **not met**" in text
     assert targets([]) == []
+
+
+def test_nets_bench_measures_a_net():
+    """bench/bench_nets.py's measurement on a tiny net (the full nets take minutes: not a test)."""
+    sys.path.insert(0, str(REPO))
+    from bench.bench_nets import bench_net, nets
+    from xvector.nets.campp import CAMPlusPlus
+
+    r = bench_net(lambda: CAMPlusPlus(in_channels=80, fcm_channels=4, init_channels=16, growth=4,
+                                      block_layers=(1, 1, 1), embed_dim=8), repeats=1)
+    assert r["params"] > 0 and r["gflop"] > 0 and r["train"][0] > 0 and r["extract"][0] > 0
+    assert {"ecapa512", "campp", "dtdnn", "campp_recipe", "dtdnn_recipe"} <= set(nets())

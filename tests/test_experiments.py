@@ -86,3 +86,13 @@ def test_large_margin_experiment_fine_tunes_the_aam_net(compose_config, tmp_path
     assert lm.head.margin > aam.head.margin and lm.data.chunk_sec > aam.data.chunk_sec
     assert lm.optimizer.lr < aam.optimizer.lr / 10 and lm.trainer.max_epochs < aam.trainer.max_epochs
     assert lm.init_from_required and lm.init_from is None and lm.ckpt_path is None
+
+
+def test_fine_tune_experiment_trains_a_new_head_gently(compose_config, tmp_path):
+    ft = compose_config("train", ["experiment=synthetic_xvector_aam_ft", f"paths.output_dir={tmp_path}"])
+    base = compose_config("train", ["experiment=synthetic_xvector_aam", f"paths.output_dir={tmp_path}"])
+    assert ft.model == base.model and ft.features == base.features  # init_from needs the same net
+    assert ft.init_from_required and ft.init_reset_head and ft.init_from is None
+    assert ft.optimizer.lr < base.optimizer.lr / 2 and ft.trainer.max_epochs < base.trainer.max_epochs
+    ramp = ft.callbacks.margin_scheduler
+    assert ramp.start_epoch == 0 and ramp.initial_margin == 0 and ramp.end_epoch < ft.trainer.max_epochs

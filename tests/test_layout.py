@@ -6,7 +6,9 @@ Directions, from the entry points down (``README.md``, Layout):
 * nothing imports ``cli/`` but ``cli/``; ``inference/`` never imports ``training/``;
 * ``scoring/`` and ``metrics.py`` import neither Lightning nor the nets, training or inference;
 * ``nets/`` knows nothing of data, training or inference; ``data/`` and ``features/`` nothing
-  of nets, training, inference or the entry points.
+  of nets, training, inference or the entry points;
+* ``importers/`` (SpeechBrain / WeSpeaker checkpoints → model directories) may use
+  ``inference/``, ``nets/`` and ``features/``, never ``training/`` (nor Lightning).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ RULES = [
     ("xvector.data", ("xvector.nets", "xvector.training", "xvector.inference", "xvector.cli", "xvector.corpora")),
     ("xvector.corpora", ("xvector.nets", "xvector.training", "xvector.inference", "xvector.cli")),
     ("xvector.training", ("xvector.cli",)),
+    # importers (issue 16) build model directories: inference/, nets/, features/, never training/
+    ("xvector.importers", ("xvector.training", "xvector.cli")),
 ]
 ALLOWED_LIGHTNING = ("xvector.cli", "xvector.training")
 

@@ -20,6 +20,7 @@ experiment=synthetic_xvector_aam   # the small x-vector; for thousands of speake
 targets=5000
 nontargets=5000
 sample_rate=16000
+init_from=""   # fine-tune: a checkpoint or model directory to start from (README: Fine-tuning)
 # shellcheck source=recipes/lib.sh
 . recipes/lib.sh
 parse_options "$@"
@@ -51,8 +52,10 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: train ($experiment) -> $run_dir"
+  init=()
+  [ -z "$init_from" ] || init=(init_from="$init_from")
   xvector-train experiment="$experiment" data=custom paths.data_dir="$data" paths.output_dir="$run_dir" \
-    data.sample_rate="$sample_rate" "${val[@]}" "${overrides[@]}"
+    data.sample_rate="$sample_rate" "${init[@]}" "${val[@]}" "${overrides[@]}"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then

@@ -87,14 +87,20 @@ def _frontend(features: nn.Module | None) -> KaldiFrontEnd | None:
 
 def sample_rate_of(embedder: nn.Module) -> int:
     """The sample rate (Hz) the embedder's front-end was built for (16000 when it has none)."""
-    frontend = _frontend(getattr(embedder, "features", None))
-    return frontend.sample_rate if frontend is not None else 16000
+    features = getattr(embedder, "features", None)
+    frontend = _frontend(features)
+    if frontend is not None:
+        return frontend.sample_rate
+    return int(getattr(features, "sample_rate", 16000))  # e.g. SpeechBrainFbank
 
 
 def min_samples(embedder: nn.Module) -> int:
     """Fewest samples that give the net its ``min_frames`` (1 frame when it states none)."""
     frames = int(getattr(getattr(embedder, "net", None), "min_frames", 1))
-    frontend = _frontend(getattr(embedder, "features", None))
+    features = getattr(embedder, "features", None)
+    if hasattr(features, "min_samples"):  # a front-end with its own framing (SpeechBrainFbank)
+        return int(features.min_samples(frames))
+    frontend = _frontend(features)
     if frontend is None:
         return frames
     return (frames - 1) * frontend.frame_shift + frontend.frame_length

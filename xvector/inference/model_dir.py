@@ -209,6 +209,7 @@ def write_model_dir(
     threshold: Mapping | str | os.PathLike | None = None,
     formats: Sequence[str] = (),
     overwrite: bool = False,
+    info_extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Assemble a model directory from a training checkpoint, atomically.
 
@@ -219,8 +220,14 @@ def write_model_dir(
         calibration: optional ``calibration.json`` path (from ``xvector-score``) or dict.
         threshold: optional ``threshold.json`` path or dict.
         formats: exported graphs to add: ``"onnx"``, ``"torchscript"``.
+<<<<<<< HEAD
         overwrite: replace an existing ``out`` when it is an empty folder or a model directory
             (see :func:`check_replaceable`); anything else is refused.
+=======
+        overwrite: replace an existing ``out``.
+        info_extra: entries added to (or replacing those of) ``info.json``, e.g. where an
+            imported model came from (:mod:`xvector.importers`).
+>>>>>>> issue16
 
     Returns:
         ``out`` as a Path.
@@ -284,6 +291,7 @@ def write_model_dir(
             "onnx_inputs": {"wav": "float32 (B, S) in [-1, 1]", "wav_lens": "int64 (B,) samples"},
             "onnx_outputs": {"embedding": "float32 (B, D), before mean subtraction"},
         }
+        info.update(info_extra or {})
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         if out.exists():

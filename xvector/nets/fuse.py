@@ -222,13 +222,13 @@ class InferenceXVector(nn.Module):
     or head. Shapes: ``feats (B, F, T)``, ``lengths (B,)`` frames → ``(B, embed_dim)``.
     """
 
-    def __init__(self, frame_layers: FrameStack, context: int, pooling: nn.Module, embedding: nn.Linear) -> None:
+    def __init__(self, frame_layers: FrameStack, context: int, pooling: nn.Module, embedding: nn.Module) -> None:
         super().__init__()
         self.frame_layers = frame_layers
         self.context = context
         self.pooling = pooling
-        self.embedding = embedding
-        self.embed_dim = embedding.out_features
+        self.embedding = embedding  # nn.Linear, or nn.Sequential ending in one (XVector's pre_embed_dims)
+        self.embed_dim = (embedding[-1] if isinstance(embedding, nn.Sequential) else embedding).out_features
 
     @property
     def min_frames(self) -> int:

@@ -164,3 +164,40 @@ class AttentiveStatsPooling(nn.Module):
     @staticmethod
     def out_dim(in_channels: int) -> int:
         return 2 * in_channels
+
+
+class UnbiasedStatsPooling(nn.Module):
+    """Mean and *sample* standard deviation over time: ``(B, C, T)`` + lengths ``(B,)`` → ``(B, 2C)``.
+
+    The statistics pooling of D-TDNN, CAM++ (3D-Speaker's ``statistics_pooling``: ``x.std()``,
+    unbiased) and WeSpeaker's ``TSTP`` (``sqrt(var(x) + 1e-7)``, unbiased): the variance about the
+    mean divides by ``n - 1`` (``n`` valid frames; 1 when ``n = 1``), then ``eps`` is added and the
+    result floored before the square root. Masked by length like :class:`StatsPooling`.
+
+    Args:
+        eps: added to the variance before the square root (WeSpeaker 1e-7, 3D-Speaker 0).
+        var_floor: floor on the variance (keeps the gradient finite for constant channels).
+        in_channels: unused; accepted for the ``pooling(in_channels=C)`` factory call.
+
+    Example:
+        >>> x = torch.tensor([[[1.0, 3.0, 99.0]]])  # last frame is padding
+        >>> UnbiasedStatsPooling()(x, torch.tensor([2]))
+        tensor([[2.0000, 1.4142]])
+    """
+
+    def __init__(self, eps: float = 0.0, var_floor: float = 1e-10, in_channels: int | None = None) -> None:
+        super().__init__()
+        self.eps = eps
+        self.var_floor = var_floor
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        x = x.float()  # statistics in float32 also under bf16/fp16 autocast
+        mean, var = weighted_moments(x, uniform_weights(x, lengths))  # population variance
+        n = torch.full((x.shape[0],), x.shape[-1], device=x.device) if lengths is None else lengths.clamp_min(1)
+        n = n.to(x.dtype)[:, None]  # (B, 1)
+        var = var * n / (n - 1).clamp_min(1) + self.eps  # sample variance
+        return torch.cat([mean, var.clamp_min(self.var_floor).sqrt()], dim=-1)  # (B, 2C)
+
+    @staticmethod
+    def out_dim(in_channels: int) -> int:
+        return 2 * in_channels

@@ -83,6 +83,10 @@ class XVector(nn.Module):
         pooling: optional factory ``pooling(in_channels=C)`` for the temporal pooling, e.g. a
             partial :class:`~xvector.nets.pooling.AttentiveStatsPooling`; it must give
             ``(B, C, T)`` + lengths → ``(B, out_dim(C))``. ``None``: :class:`StatsPooling`.
+        pre_embed_dims: affine-ReLU-BN segment layers *before* the embedding layer, so that the
+            embedding is taken from a later segment layer (Kaldi's "embedding b" at segment7;
+            WeSpeaker's XVEC embeds at ``seg_2`` after ``seg_1``). They and the embedding layer
+            form ``self.embedding`` (an ``nn.Sequential``); ``()`` (default): one ``nn.Linear``.
 
     Shapes:
         ``feats (B, F, T)``, ``lengths (B,)`` frames → embedding ``(B, embed_dim)``.
@@ -97,6 +101,7 @@ class XVector(nn.Module):
         embed_dim: int = 512,
         segment_dims: Sequence[int] = (512,),
         pooling: Callable[..., nn.Module] | None = None,
+        pre_embed_dims: Sequence[int] = (),
     ) -> None:
         super().__init__()
         if not len(channels) == len(kernel_sizes) == len(dilations):
@@ -107,7 +112,11 @@ class XVector(nn.Module):
         )
         self.context = sum(layer.context for layer in self.frame_layers)
         self.pooling = StatsPooling() if pooling is None else pooling(in_channels=channels[-1])
-        self.embedding = nn.Linear(self.pooling.out_dim(channels[-1]), embed_dim)
+        prev, pre = self.pooling.out_dim(channels[-1]), []
+        for dim in pre_embed_dims:
+            pre += [nn.Linear(prev, dim), nn.ReLU(), nn.BatchNorm1d(dim)]
+            prev = dim
+        self.embedding = nn.Sequential(*pre, nn.Linear(prev, embed_dim)) if pre else nn.Linear(prev, embed_dim)
         self.segment_layers, self.head_in_dim = segment_layers(embed_dim, segment_dims)
         self.embed_dim = embed_dim
 

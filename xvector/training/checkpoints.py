@@ -9,7 +9,9 @@
 * :class:`RemoveStaleTemporaries` deletes, when training starts, the hidden temporaries that a
   process killed mid-save left in the checkpoint folders (``.last.ckpt.<random>.tmp``).
 * :func:`load_init_weights` starts a run from another run's weights (``init_from=``), e.g. for
-  large-margin fine-tuning; unlike a resume, optimizer, schedule and counters start afresh.
+  large-margin fine-tuning; unlike a resume, optimizer, schedule and counters start afresh. It
+  also takes a model directory (``xvector-export`` / ``xvector-import``): its front-end and net,
+  with a new head.
 * :func:`average_checkpoints` averages the weights of several checkpoints of one run.
 """
 
@@ -80,7 +82,8 @@ def load_init_weights(module: nn.Module, ckpt_path: str | os.PathLike, reset_hea
 
     Args:
         module: the freshly built system.
-        ckpt_path: a training checkpoint.
+        ckpt_path: a training checkpoint, or a model directory (which holds the front-end and
+            net only, so ``reset_head`` must be set: the run trains a new head).
         reset_head: keep ``module``'s freshly initialised classification head (``head.*``)
             instead of the checkpoint's, e.g. to fine-tune on a new set of speakers.
 
@@ -92,7 +95,13 @@ def load_init_weights(module: nn.Module, ckpt_path: str | os.PathLike, reset_hea
             unexpected, or of another shape); a head of another size points to
             ``init_reset_head``.
     """
-    src = read_checkpoint(ckpt_path)["state_dict"]
+    if Path(ckpt_path).is_dir():
+        if not reset_head:
+            raise ValueError(f"{ckpt_path}: a model directory has no classification head: set init_reset_head=true "
+                             "(a new head for this run's speakers)")
+        src = _model_dir_state(Path(ckpt_path))
+    else:
+        src = read_checkpoint(ckpt_path)["state_dict"]
     dst = module.state_dict()
 
     def kept(key: str) -> bool:
@@ -120,6 +129,20 @@ def load_init_weights(module: nn.Module, ckpt_path: str | os.PathLike, reset_hea
     state = {k: src[k] for k in dst if kept(k)}
     module.load_state_dict(state, strict=False)
     return list(state)
+
+
+def _model_dir_state(path: Path) -> dict[str, torch.Tensor]:
+    """A model directory's embedder weights under the system's names (``embedder.*``)."""
+    from xvector.inference.model_dir import WEIGHTS_FILE
+
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ValueError(f"{path}: not a model directory or checkpoint (no {WEIGHTS_FILE})")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt files
+        raise ValueError(f"{weights}: cannot read ({err})") from err
+    return {f"embedder.{k}": v for k, v in state.items()}
 
 
 def last_checkpoints(folder: str | os.PathLike, k: int) -> list[Path]:
