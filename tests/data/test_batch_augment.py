@@ -19,7 +19,13 @@ from torch.utils.data import DataLoader
 from xvector.data.audio import load_audio, read_audio
 from xvector.data.augment import AddNoise, Compose, OneOf, Reverberate, Transform, speed_perturb
 from xvector.data.banks import AudioBank, as_float
-from xvector.data.batch_augment import BatchAugment, BatchedReverb, collate_planned, fft_length, resampled_length
+from xvector.data.batch_augment import (
+    BatchAugment,
+    BatchedReverb,
+    collate_planned,
+    fft_length,
+    resampled_length,
+)
 from xvector.data.collate import EpochSampler, collate_waveforms
 from xvector.data.datasets import CropDataset
 from xvector.data.lists import load_data_dir

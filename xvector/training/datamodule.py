@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from xvector.data.batch_augment import BatchAugment, collate_planned
 from xvector.data.collate import (
     EpochRandomSampler,
     EpochSampler,
@@ -17,7 +18,6 @@ from xvector.data.collate import (
     LengthSortedBatchSampler,
     collate_waveforms,
 )
-from xvector.data.batch_augment import BatchAugment, collate_planned
 from xvector.data.datasets import CropDataset, UtteranceDataset
 from xvector.data.lists import DataDir, load_data_dir, read_wav_scp
 from xvector.data.shards import ShardStream, rank_and_world_size, read_manifest
