@@ -228,3 +228,21 @@ def test_datamodule_device_mode_batches(tmp_path, noise_dir, aug_dir):
     wav, lens = dm.batch_augment(batch)
     assert wav.shape == (8, 4000) and lens.tolist() == [4000] * 8
     assert SpeakerDataModule(train_dir=str(root)).batch_augment is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_device_path_gives_the_cpu_path_crops(corpus, aug_dir):
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    cpu, dev, batched = _datasets(corpus, kaldi_like(aug_dir))
+    batched = batched.to("cuda")
+    for epoch in range(2):
+        keys = [(epoch, i) for i in range(len(cpu))]
+        want = collate_waveforms([cpu[k] for k in keys])
+        batch = move_data_to_device(collate_planned([dev[k] for k in keys]), torch.device("cuda"))
+        torch.cuda.set_sync_debug_mode("error")  # the device path never waits for the GPU
+        try:
+            wav, _ = batched(batch)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        torch.testing.assert_close(wav.cpu(), want["wav"], atol=1e-5, rtol=0)

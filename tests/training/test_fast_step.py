@@ -164,3 +164,26 @@ def test_cuda_settings_leave_a_cpu_run_alone_and_restore_a_gpu_one():
         torch.backends.cudnn.allow_tf32 = before[2]
     with pytest.raises(ValueError, match="matmul_precision='fast'"):
         CudaSettings(matmul_precision="fast")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("policy", [["nan_policy=error"], ["nan_policy=skip", "+optimizer.fused=true"]])
+def test_the_cuda_step_never_synchronises(tiny_corpus, tmp_path, compose_config, monkeypatch, policy):
+    """On a GPU, torch's sync debug mode raises at any device-to-host wait inside the step."""
+    def strict(fn):
+        def wrapper(self, *args, **kwargs):
+            if self.global_step == 0:
+                return fn(self, *args, **kwargs)
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                return fn(self, *args, **kwargs)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return wrapper
+
+    for name in ("training_step", "on_before_optimizer_step"):
+        monkeypatch.setattr(SpeakerSystem, name, strict(getattr(SpeakerSystem, name)))
+    cfg = compose_config("train", _args(tiny_corpus, tmp_path, *DEVICE_AUG, *policy, "trainer.accelerator=gpu",
+                                        "trainer.limit_train_batches=4"))
+    system, trainer = _fit(cfg)
+    assert trainer.global_step == 4 and system.skipped_batches == 0
