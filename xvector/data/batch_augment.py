@@ -41,7 +41,6 @@ import torch
 from torch import nn
 from torchaudio.transforms import Resample
 
-from xvector.data.augment import Transform
 from xvector.data.banks import AudioBank, as_float
 
 
@@ -170,7 +169,9 @@ class BatchAugment(nn.Module):
     on the batch's device: ``batch`` → ``wav (B, chunk)`` float32, ``wav_lens (B,)``.
 
     Args:
-        augment: the crop transform of the data config (its leaves need a batched form:
+        augment: the crop transform of the data config, a :class:`~xvector.data.augment.Transform`
+            (not imported here: the transforms import this module for their batched forms; its
+            leaves need one:
             :class:`~xvector.data.augment.AddNoise`, :class:`~xvector.data.augment.Reverberate`),
             or None. Its files are read here, once.
         speeds: speed factors; index ``k`` of a batch's ``speed_rows`` is ``speeds[k]``.
@@ -181,7 +182,7 @@ class BatchAugment(nn.Module):
         ValueError: when a leaf has no batched form or appears twice.
     """
 
-    def __init__(self, augment: Transform | None, speeds: Sequence[float], sample_rate: int, chunk: int) -> None:
+    def __init__(self, augment: nn.Module | None, speeds: Sequence[float], sample_rate: int, chunk: int) -> None:
         super().__init__()
         self.speeds, self.chunk = tuple(float(s) for s in speeds), int(chunk)
         self.needs = [chunk if s == 1.0 else math.ceil(chunk * s) for s in self.speeds]
