@@ -48,9 +48,11 @@ def test_write_shards_layout_and_contents(corpus, tmp_path):
     assert sum(s["utterances"] for s in manifest["shards"]) == 15 and max(s["utterances"] for s in manifest["shards"]) <= 2
 
 
-def test_streaming_equals_map_style_without_shuffling(corpus, tmp_path):
+@pytest.mark.parametrize("augment_on", ["workers", "device"])
+def test_streaming_equals_map_style_without_shuffling(corpus, tmp_path, augment_on):
     write_shards(corpus, tmp_path / "shards", max_utts=4)
-    common = dict(chunk_sec=0.2, batch_size=3, num_workers=0, seed=11, speeds=[1.0, 0.9, 1.1], shuffle=False)
+    common = dict(chunk_sec=0.2, batch_size=3, num_workers=0, seed=11, speeds=[1.0, 0.9, 1.1], shuffle=False,
+                  augment_on=augment_on)
     mapped = SpeakerDataModule(train_dir=str(corpus), **common)
     streamed = SpeakerDataModule(train_shards=str(tmp_path / "shards"), **common)
     assert mapped.num_speakers == streamed.num_speakers == 9 and mapped.spk2idx == streamed.spk2idx
@@ -64,6 +66,9 @@ def test_streaming_equals_map_style_without_shuffling(corpus, tmp_path):
             assert a["utts"] == b["utts"]
             torch.testing.assert_close(a["wav"], b["wav"], atol=0, rtol=0)
             assert torch.equal(a["labels"], b["labels"])
+            if augment_on == "device":  # raw int16 crops, speeds planned for the device
+                assert a["wav"].dtype == torch.int16 and [r.tolist() for r in a["speed_rows"]] == [
+                    r.tolist() for r in b["speed_rows"]]
     assert not torch.equal(batches[0][0]["wav"], next(iter(mapped.train_dataloader()))["wav"])  # epoch 1 != 0
 
 

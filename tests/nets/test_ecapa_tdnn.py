@@ -72,3 +72,17 @@ def test_bad_configurations_raise():
         ECAPATDNN(kernel_sizes=(5, 2, 3, 3, 1))
     with pytest.raises(ValueError, match="one entry per layer"):
         ECAPATDNN(channels=(64, 64, 64, 192), kernel_sizes=(5, 3, 3, 3, 1))
+
+
+def test_unpadded_batch_without_lengths_is_the_same_forward():
+    """The training step passes ``lengths=None`` for its fixed-size crops, skipping the masks:
+    the same embeddings and gradients as with every length given as full."""
+    torch.manual_seed(0)
+    net = ECAPATDNN(in_channels=20, channels=(64, 64, 64, 64, 192), se_channels=16, attention_channels=16, embed_dim=32)
+    feats = torch.randn(4, 20, 60)
+    full = net(feats, torch.full((4,), 60))
+    free = net(feats, None)
+    torch.testing.assert_close(free, full, rtol=1e-5, atol=1e-6)
+    grads = [torch.autograd.grad(e.square().sum(), list(net.parameters())) for e in (full, free)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)

@@ -76,3 +76,35 @@ def test_attentive_pooling_gradients_finite_and_bad_sizes_raise():
 
 def test_stats_pooling_accepts_factory_call():
     assert StatsPooling(in_channels=7)(torch.ones(1, 7, 3)).shape == (1, 14)
+
+
+def _concatenated_context_forward(pool: AttentiveStatsPooling, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The global-context attention as first written: the 1×1 convolution over ``[x ; mean ; std]`` (B, 3C, T)."""
+    from xvector.nets.pooling import length_mask, uniform_weights, weighted_stats
+
+    lengths = lengths.clamp_min(1)
+    mask = length_mask(lengths, x.shape[-1], x)
+    mean, std = weighted_stats(x, uniform_weights(x, lengths), pool.var_floor)
+    context = torch.cat([mean, std], dim=1).unsqueeze(-1).expand(-1, -1, x.shape[-1])
+    scores = pool.score(pool.activation(pool.hidden(torch.cat([x, context], dim=1))))
+    alpha = torch.softmax(scores.masked_fill(mask == 0, float("-inf")), dim=-1)
+    return torch.cat(weighted_stats(x, alpha, pool.var_floor), dim=-1)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+def test_global_context_without_the_concatenation_is_the_same_pooling(dtype, tol):
+    """ECAPA's pooling computes the context's share of the attention once per utterance: same
+    weights and state_dict keys (SpeechBrain imports load as before), same outputs and gradients."""
+    torch.manual_seed(0)
+    pool = AttentiveStatsPooling(in_channels=12, attention_dim=8, channel_dependent=True, global_context=True).to(dtype)
+    assert {k: tuple(v.shape) for k, v in pool.state_dict().items()} == {
+        "hidden.weight": (8, 36, 1), "hidden.bias": (8,), "score.weight": (12, 8, 1), "score.bias": (12,)}
+    x = torch.randn(3, 12, 40, dtype=dtype, requires_grad=True)
+    lengths = torch.tensor([40, 25, 7])
+    out = pool(x, lengths)
+    ref = _concatenated_context_forward(pool, x, lengths)
+    torch.testing.assert_close(out, ref, rtol=tol, atol=tol)
+    grads = torch.autograd.grad(out.square().sum(), [x, *pool.parameters()])
+    ref_grads = torch.autograd.grad(ref.square().sum(), [x, *pool.parameters()])
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=tol, atol=tol)

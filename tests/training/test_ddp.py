@@ -132,12 +132,15 @@ _NAN_ON_ONE_RANK = textwrap.dedent('''
 
 
 @pytest.mark.slow
-def test_ddp_nan_on_one_rank_skips_the_step_on_every_rank(tiny_corpus, tmp_path):
+@pytest.mark.parametrize("optimizer", [[], ["+optimizer.fused=true"]], ids=["host-decided", "device-decided"])
+def test_ddp_nan_on_one_rank_skips_the_step_on_every_rank(tiny_corpus, tmp_path, optimizer):
+    """Decided on the host (one sync per step), or on the device: the flag all-reduced as a tensor
+    and handed to the fused optimizer as found_inf, counted at the epoch's end."""
     script = tmp_path / "nan_on_one_rank.py"
     script.write_text(_NAN_ON_ONE_RANK)
     args = [f"paths.data_dir={tiny_corpus}", f"paths.output_dir={tmp_path / 'run'}", *TINY_NET, "trainer.max_epochs=1",
             "trainer.limit_train_batches=3", "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false",
-            "nan_policy=skip", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+            "nan_policy=skip", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *optimizer]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # its own process group, so that a hang kills rank 1 (Lightning's child) too
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), *args],

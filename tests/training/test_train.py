@@ -201,8 +201,12 @@ def test_tensorboard_logger_writes_events(tiny_corpus, tmp_path, compose_config)
     assert len(events) == 1 and (tmp_path / "csv" / "metrics.csv").is_file()
     acc = EventAccumulator(str(events[0]))
     acc.Reload()
-    assert {"train/loss", "train/acc", "val/eer"} <= set(acc.Tags()["scalars"])
+    assert {"train/loss", "train/acc", "val/eer", "perf/data_wait_frac", "perf/crops_per_s"} <= set(acc.Tags()["scalars"])
     assert len(acc.Scalars("train/loss")) == 2
+    assert 0 <= acc.Scalars("perf/data_wait_frac")[0].value <= 1 and acc.Scalars("perf/crops_per_s")[0].value > 0
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    waits = [float(r["perf/data_wait_frac"]) for r in rows if r.get("perf/data_wait_frac")]
+    assert len(waits) == 1 and 0 <= waits[0] <= 1  # one per epoch, in the CSV log too
 
 
 # --- non-finite losses ---------------------------------------------------------------------
@@ -375,7 +379,7 @@ def test_epoch_summary_line_and_progress_bar_follows_the_terminal(tiny_corpus, t
     assert not trainer.progress_bar_callback  # not a terminal: no bar
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
     assert len(lines) == 2, lines
-    pattern = (r"epoch 2/2 in \d+\.\d s \((\d+) crops/s\): train/loss [\d.]+, "
+    pattern = (r"epoch 2/2 in \d+\.\d s \((\d+) crops/s, data wait \d+%\): train/loss [\d.]+, "
                r"train/acc [\d.e-]+ \(epoch means\), val/eer [\d.e-]+, val/min_dcf [\d.e-]+, lr [\d.e-]+")
     assert re.fullmatch(pattern, lines[1]), lines[1]
 

@@ -16,8 +16,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from xvector import CONFIG_DIR
+<<<<<<< HEAD
 from xvector.cli import help as _help  # noqa: F401 - registers the --help resolvers
 from xvector.cli.errors import one_line_errors
+=======
+from xvector.training.backends import CudaSettings
+>>>>>>> issue19
 from xvector.training.checkpoints import (
     AtomicCheckpointIO,
     RemoveStaleTemporaries,
@@ -56,6 +60,8 @@ def build(cfg: DictConfig) -> tuple[SpeakerSystem, L.LightningDataModule, L.Trai
         config=OmegaConf.to_container(cfg, resolve=True),
         spec_augment=instantiate(cfg.spec_augment) if cfg.get("spec_augment") else None,
         nan_policy=cfg.get("nan_policy", "error"),
+        batch_augment=getattr(datamodule, "batch_augment", None),
+        nan_check_every_n_steps=cfg.get("nan_check_every_n_steps", 100),
     )
     if cfg.get("init_from"):
         loaded = load_init_weights(system, cfg.init_from, reset_head=cfg.get("init_reset_head", False))
@@ -63,7 +69,8 @@ def build(cfg: DictConfig) -> tuple[SpeakerSystem, L.LightningDataModule, L.Trai
     if cfg.get("compile"):
         system.embedder.net.compile(backend=cfg.get("compile_backend", "inductor"))
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c]
-    callbacks += [RemoveStaleTemporaries(), EpochSummary()]
+    callbacks += [RemoveStaleTemporaries(), EpochSummary(),
+                  CudaSettings(cfg.get("cudnn_benchmark", True), cfg.get("matmul_precision", "high"))]
     loggers = [instantiate(lg) for lg in cfg.get("logger", {}).values() if lg]
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()],

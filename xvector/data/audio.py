@@ -105,12 +105,15 @@ def read_audio(
     multichannel: str = "mean",
     reject_silent: bool = False,
     name: str | None = None,
+    int16: bool = False,
 ) -> tuple[np.ndarray, int]:
     """:func:`load_audio` without its last step: ``(samples (S,) at the file's own rate, that rate)``.
 
     Every check of :func:`load_audio` is made (with ``resample=False`` a rate other than
     ``sample_rate`` is an error); callers that cut windows first and resample them afterwards
-    (training crops) read through this.
+    (training crops) read through this. With ``int16``, a 16-bit PCM file whose channels need no
+    averaging comes back as ``int16`` samples, exactly the float32 ones times 32768 (half the
+    bytes to collate and copy to a GPU); any other file comes back as float32.
     """
     name = name or str(path)
     if multichannel not in MULTICHANNEL_MODES:
@@ -124,8 +127,9 @@ def read_audio(
                 )
             if channels > 1 and multichannel == "error":
                 raise ValueError(f"{name}: {channels} channels, expected mono (or multichannel='mean')")
+            pcm16 = int16 and f.subtype == "PCM_16" and (channels == 1 or multichannel == "first")
             f.seek(start)
-            data = f.read(frames=num_samples, dtype="float32", always_2d=True)
+            data = f.read(frames=num_samples, dtype="int16" if pcm16 else "float32", always_2d=True)
     except _DECODE_ERRORS as err:
         raise ValueError(f"{name}: cannot decode audio ({err})") from err
     if data.shape[0] == 0:
@@ -134,7 +138,7 @@ def read_audio(
         wav = data[:, 0]
     else:
         wav = data.mean(axis=1)
-    if not np.isfinite(wav).all():
+    if wav.dtype != np.int16 and not np.isfinite(wav).all():
         raise ValueError(f"{name}: audio contains NaN or infinite samples")
     if reject_silent and not wav.any():
         raise ValueError(f"{name}: all {len(wav)} samples are zero (silent audio)")

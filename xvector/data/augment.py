@@ -13,6 +13,13 @@ choices: noise ``--fg-snrs 15:10:5:0``, music ``--bg-snrs 15:10:8:5``, babble ``
 those ranges and babble's summed speech is scaled to one SNR, as in WeSpeaker (Kaldi draws an
 SNR per babble source and adds foreground noises at 1 s intervals).
 
+Each leaf transform splits into :meth:`Transform.draw` (its random numbers, from the item's
+``rng``) and :meth:`Transform.apply` (the signal processing). :meth:`Transform.plan` makes the
+same draws as ``forward`` without touching audio, so the data workers can plan the augmentation
+of a crop and :class:`~xvector.data.batch_augment.BatchAugment` apply it to the whole batch on
+the training device (``data.augment_on=device``): the same numbers, hence the same
+distributions and, for one seed, the same augmented crops as this CPU path.
+
 Example:
     >>> import torch
     >>> wav, noise = torch.randn(16000), torch.randn(16000)
@@ -101,6 +108,8 @@ class Transform(nn.Module):
     """Base: ``forward(wav, rng)`` applies :meth:`transform` with probability ``prob``.
 
     The coin is always drawn first, so a transform's draws stay aligned whatever ``prob`` is.
+    A leaf implements :meth:`draw` and :meth:`apply` (or overrides :meth:`transform` alone, which
+    then runs in the data workers only).
     """
 
     def __init__(self, prob: float = 1.0) -> None:
@@ -109,11 +118,37 @@ class Transform(nn.Module):
             raise ValueError(f"prob must be in [0, 1], got {prob}")
         self.prob = prob
 
-    def transform(self, wav: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    def draw(self, num_samples: int, rng: np.random.Generator) -> dict:
+        """The random parameters of one application to a ``num_samples`` crop (numbers and lists)."""
+        raise NotImplementedError(f"{type(self).__name__} has no draw(): it cannot be planned for the device")
+
+    def apply(self, wav: torch.Tensor, params: dict) -> torch.Tensor:
+        """Apply to ``wav (S,)`` with the parameters :meth:`draw` gave."""
         raise NotImplementedError
+
+    def transform(self, wav: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        return self.apply(wav, self.draw(len(wav), rng))
 
     def forward(self, wav: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         return self.transform(wav, rng) if rng.random() < self.prob else wav
+
+    def plan(self, num_samples: int, rng: np.random.Generator) -> list[tuple[Transform, dict]]:
+        """What ``forward`` would do to a ``num_samples`` crop, drawing the same numbers from
+        ``rng``: the leaf transforms that fire, in the order they apply, with their parameters."""
+        return self.plan_fired(num_samples, rng) if rng.random() < self.prob else []
+
+    def plan_fired(self, num_samples: int, rng: np.random.Generator) -> list[tuple[Transform, dict]]:
+        """:meth:`plan` once the coin has come up (as :meth:`transform` is ``forward`` after it)."""
+        return [(self, self.draw(num_samples, rng))]
+
+    def leaves(self) -> list[Transform]:
+        """The leaf transforms, in the order they would apply (depth first)."""
+        return [self]
+
+    def batched(self) -> nn.Module:
+        """The batched, on-device form of this leaf (:mod:`xvector.data.batch_augment`)."""
+        raise ValueError(f"{type(self).__name__} has no batched form for data.augment_on=device; "
+                         "use data.augment_on=workers")
 
 
 class AddNoise(Transform):
@@ -142,19 +177,30 @@ class AddNoise(Transform):
         self.sample_rate = sample_rate
         self.lengths = [audio_info(f)[0] for f in self.files]
 
-    def read_noise(self, index: int, num_samples: int, rng: np.random.Generator) -> np.ndarray:
-        """A random ``num_samples`` crop of noise file ``index``, wrapped when it is shorter."""
+    def draw(self, num_samples: int, rng: np.random.Generator) -> dict:
+        """Source count, files, crop starts and SNR: ``{"index": [..], "start": [..], "snr_db": x}``."""
+        k = int(rng.integers(self.num_sources[0], self.num_sources[1] + 1))
+        picks = rng.choice(len(self.files), size=k, replace=k > len(self.files))
+        starts = []
+        for i in picks:
+            n = self.lengths[int(i)]
+            starts.append(int(rng.integers(0, n - num_samples + 1)) if n > num_samples else 0)
+        return {"index": [int(i) for i in picks], "start": starts, "snr_db": float(rng.uniform(*self.snr_db))}
+
+    def read_noise(self, index: int, num_samples: int, start: int) -> np.ndarray:
+        """``num_samples`` of noise file ``index`` from ``start``, wrapped when the file is shorter."""
         n = self.lengths[index]
-        start = int(rng.integers(0, n - num_samples + 1)) if n > num_samples else 0
         x = load_audio(self.files[index], self.sample_rate, start, min(n, num_samples))
         return _crop_or_wrap(x, num_samples)
 
-    def transform(self, wav: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        k = int(rng.integers(self.num_sources[0], self.num_sources[1] + 1))
-        picks = rng.choice(len(self.files), size=k, replace=k > len(self.files))
-        noise = sum(self.read_noise(int(i), len(wav), rng).astype(np.float64) for i in picks)
-        snr_db = float(rng.uniform(*self.snr_db))
-        return mix_at_snr(wav, torch.from_numpy(noise), snr_db)
+    def apply(self, wav: torch.Tensor, params: dict) -> torch.Tensor:
+        noise = sum(self.read_noise(i, len(wav), s).astype(np.float64) for i, s in zip(params["index"], params["start"]))
+        return mix_at_snr(wav, torch.from_numpy(noise), params["snr_db"])
+
+    def batched(self) -> nn.Module:
+        from xvector.data.batch_augment import BatchedNoise
+
+        return BatchedNoise(self.files, self.sample_rate)
 
 
 class Reverberate(Transform):
@@ -184,8 +230,16 @@ class Reverberate(Transform):
             raise ValueError(f"{path}: RIR must be non-zero at {self.sample_rate} Hz (got {sr} Hz, {len(rir)} samples)")
         return torch.from_numpy(np.ascontiguousarray(rir[:, 0]))
 
-    def transform(self, wav: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        return reverberate(wav, self.read_rir(int(rng.integers(len(self.files)))))
+    def draw(self, num_samples: int, rng: np.random.Generator) -> dict:
+        return {"index": int(rng.integers(len(self.files)))}
+
+    def apply(self, wav: torch.Tensor, params: dict) -> torch.Tensor:
+        return reverberate(wav, self.read_rir(params["index"]))
+
+    def batched(self) -> nn.Module:
+        from xvector.data.batch_augment import BatchedReverb
+
+        return BatchedReverb(self.files, self.sample_rate)
 
 
 def _as_module_dict(transforms: Mapping[str, Transform] | Sequence[Transform]) -> nn.ModuleDict:
@@ -205,6 +259,12 @@ class Compose(Transform):
             wav = t(wav, rng)
         return wav
 
+    def plan_fired(self, num_samples: int, rng: np.random.Generator) -> list[tuple[Transform, dict]]:
+        return [step for t in self.transforms.values() for step in t.plan(num_samples, rng)]
+
+    def leaves(self) -> list[Transform]:
+        return [leaf for t in self.transforms.values() for leaf in t.leaves()]
+
 
 class OneOf(Transform):
     """Apply at most one transform: transform ``i`` is chosen with probability ``prob_i``.
@@ -223,3 +283,10 @@ class OneOf(Transform):
     def transform(self, wav: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         i = int(np.searchsorted(self.cum_probs, rng.random(), side="right"))
         return list(self.transforms.values())[i].transform(wav, rng) if i < len(self.cum_probs) else wav
+
+    def plan_fired(self, num_samples: int, rng: np.random.Generator) -> list[tuple[Transform, dict]]:
+        i = int(np.searchsorted(self.cum_probs, rng.random(), side="right"))
+        return list(self.transforms.values())[i].plan_fired(num_samples, rng) if i < len(self.cum_probs) else []
+
+    def leaves(self) -> list[Transform]:
+        return [leaf for t in self.transforms.values() for leaf in t.leaves()]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from xvector.data.audio import audio_info, load_audio, resample_audio
+from xvector.data.audio import audio_info, load_audio, read_audio, resample_audio
 from xvector.data.augment import speed_perturb
 
 # Tag of the per-item RNG stream (second, so that trailing zeros never alias two streams).
@@ -65,6 +65,12 @@ class CropMaker:
     number of data workers. With ``seed=None``, crops use torch's RNG (which Lightning seeds
     per worker) exactly as before augmentation existed.
 
+    With ``on_device``, :meth:`item` only reads and crops: it returns the ``ceil(chunk * speed)``
+    samples that speed perturbation needs, as read (int16 where the reader gives it), with the
+    speed index and the augmentation plan drawn from the same RNG stream
+    (:meth:`~xvector.data.augment.Transform.plan`); :class:`~xvector.data.batch_augment.BatchAugment`
+    does the rest on the training device.
+
     Args:
         chunk_sec: crop length in seconds.
         sample_rate: in Hz.
@@ -73,10 +79,11 @@ class CropMaker:
         seed: base seed of the per-item RNG, or None.
         augment: ``transform(wav (S,), rng) -> (S,)`` applied to the crop, or None.
         speeds: speed factors drawn uniformly per item, e.g. ``(1.0, 0.9, 1.1)``.
+        on_device: plan speed and augmentation for the device instead of applying them.
     """
 
     def __init__(self, chunk_sec: float, sample_rate: int, num_speakers: int, seed: int | None = None,
-                 augment: Callable | None = None, speeds: Sequence[float] = (1.0,)) -> None:
+                 augment: Callable | None = None, speeds: Sequence[float] = (1.0,), on_device: bool = False) -> None:
         self.chunk = int(round(chunk_sec * sample_rate))
         if self.chunk < 1:
             raise ValueError(f"chunk_sec={chunk_sec} gives no samples at {sample_rate} Hz")
@@ -84,6 +91,7 @@ class CropMaker:
         if not self.speeds or min(self.speeds) <= 0 or len(set(self.speeds)) != len(self.speeds):
             raise ValueError(f"speeds must be distinct positive factors, got {list(speeds)}")
         self.sample_rate, self.num_speakers, self.seed, self.augment = sample_rate, num_speakers, seed, augment
+        self.on_device = on_device
 
     @property
     def num_classes(self) -> int:
@@ -99,24 +107,45 @@ class CropMaker:
             return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
         return np.random.default_rng([self.seed, _STREAM_ITEM, epoch or 0, index])
 
-    def __call__(self, read: Reader, num_samples: int, label: int, index: int,
-                 epoch: int | None = None) -> tuple[torch.Tensor, int]:
-        """``(crop (chunk,), class)`` of an utterance of ``num_samples`` read by ``read``."""
+    def _read(self, read: Reader, num_samples: int, index: int,
+              epoch: int | None) -> tuple[torch.Tensor, int, np.random.Generator | None]:
+        """The raw crop (``ceil(chunk * speed)`` samples, wrapped), the speed index and the RNG."""
         n, chunk = num_samples, self.chunk
         if self.plain:
             start = int(torch.randint(0, n - chunk + 1, ()).item()) if n > chunk else 0
             wav = read(start, min(chunk, n))
-            return torch.from_numpy(np.resize(wav, chunk) if len(wav) < chunk else wav), label
+            return torch.from_numpy(np.resize(wav, chunk) if len(wav) < chunk else wav), 0, None
         rng = self.rng(index, epoch)
         k = int(rng.integers(len(self.speeds))) if len(self.speeds) > 1 else 0
         need = chunk if self.speeds[k] == 1.0 else math.ceil(chunk * self.speeds[k])
         start = int(rng.integers(0, n - need + 1)) if n > need else 0
         wav = read(start, min(need, n))
-        wav = torch.from_numpy(np.resize(wav, need) if len(wav) < need else wav)
-        wav = speed_perturb(wav, self.speeds[k], self.sample_rate)[:chunk]
+        return torch.from_numpy(np.resize(wav, need) if len(wav) < need else wav), k, rng
+
+    def __call__(self, read: Reader, num_samples: int, label: int, index: int,
+                 epoch: int | None = None) -> tuple[torch.Tensor, int]:
+        """``(crop (chunk,), class)`` of an utterance of ``num_samples`` read by ``read``."""
+        wav, k, rng = self._read(read, num_samples, index, epoch)
+        if rng is None:
+            return wav, label
+        wav = speed_perturb(wav, self.speeds[k], self.sample_rate)[: self.chunk]
         if self.augment is not None:
             wav = self.augment(wav, rng)
         return wav.float().contiguous(), label + k * self.num_speakers
+
+    def item(self, read: Reader, num_samples: int, label: int, index: int, epoch: int | None = None) -> dict:
+        """The item of an utterance: ``{"wav", "label"}``, plus ``"speed"`` and ``"aug"`` (one
+        plan or None per leaf transform) with ``on_device``."""
+        if not self.on_device:
+            wav, label = self(read, num_samples, label, index, epoch)
+            return {"wav": wav, "label": label}
+        wav, k, rng = self._read(read, num_samples, index, epoch)
+        leaves = self.augment.leaves() if self.augment is not None else []
+        plan: list[dict | None] = [None] * len(leaves)
+        if self.augment is not None:
+            for leaf, params in self.augment.plan(self.chunk, rng):
+                plan[next(j for j, other in enumerate(leaves) if other is leaf)] = params
+        return {"wav": wav, "label": label + k * self.num_speakers, "speed": k, "aug": plan}
 
 
 class CropDataset(Dataset):
@@ -140,6 +169,8 @@ class CropDataset(Dataset):
             and resampled to ``chunk_sec`` at ``sample_rate``); False makes such a file an error.
         multichannel: ``"mean"`` (downmix), ``"first"`` or ``"error"``
             (:func:`~xvector.data.audio.load_audio`).
+        on_device: items carry raw crops (int16 from 16-bit files at ``sample_rate``) and the
+            speed and augmentation plan, for :class:`~xvector.data.batch_augment.BatchAugment`.
     """
 
     def __init__(
@@ -154,11 +185,12 @@ class CropDataset(Dataset):
         speeds: Sequence[float] = (1.0,),
         resample: bool = False,
         multichannel: str = "mean",
+        on_device: bool = False,
     ) -> None:
         self.utts = list(wavs)
         self.paths = [wavs[u] for u in self.utts]
         self.labels = [spk2idx[utt2spk[u]] for u in self.utts]
-        self.crops = CropMaker(chunk_sec, sample_rate, len(spk2idx), seed, augment, speeds)
+        self.crops = CropMaker(chunk_sec, sample_rate, len(spk2idx), seed, augment, speeds, on_device)
         self.chunk = self.crops.chunk
         self.sample_rate = sample_rate
         self.resample, self.multichannel = resample, multichannel
@@ -176,12 +208,17 @@ class CropDataset(Dataset):
         epoch, index = key if isinstance(key, tuple) else (None, key)
         path, rate, utt = self.paths[index], self.file_rates[index], self.utts[index]
 
+        int16 = self.crops.on_device and rate == self.sample_rate  # raw samples for the device
+
         def read(start: int, num: int) -> np.ndarray:  # at the file's rate
-            return load_audio(path, rate, start, num, multichannel=self.multichannel, name=f"{path}: utterance {utt!r}")
+            name = f"{path}: utterance {utt!r}"
+            if int16:
+                return read_audio(path, rate, start, num, multichannel=self.multichannel, name=name, int16=True)[0]
+            return load_audio(path, rate, start, num, multichannel=self.multichannel, name=name)
 
         reader = window_reader(read, rate, self.sample_rate)
-        wav, label = self.crops(reader, self.num_samples[index], self.labels[index], index, epoch)
-        return {"wav": wav, "utt": self.utts[index], "label": label}
+        item = self.crops.item(reader, self.num_samples[index], self.labels[index], index, epoch)
+        return {**item, "utt": self.utts[index]}
 
 
 class UtteranceDataset(Dataset):

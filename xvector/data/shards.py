@@ -149,13 +149,15 @@ class ShardStream(IterableDataset):
         equalize: cap every reader at the smallest guaranteed share so all ranks run the same
             number of steps (needed by DDP); default: when ``world_size > 1``.
         start_epoch: epoch of the first iteration; each further ``iter`` is the next epoch.
+        on_device: raw crops with their speed and augmentation plans, as in
+            :class:`~xvector.data.datasets.CropDataset`.
     """
 
     def __init__(self, shard_dir: str | os.PathLike, chunk_sec: float, sample_rate: int = 16000,
                  seed: int | None = None, augment: Callable | None = None, speeds: Sequence[float] = (1.0,),
                  shuffle: bool = True, shuffle_buffer: int = 1000, rank: int = 0, world_size: int = 1,
                  num_workers: int = 0, equalize: bool | None = None, start_epoch: int = 0,
-                 resample: bool = False, multichannel: str = "mean") -> None:
+                 resample: bool = False, multichannel: str = "mean", on_device: bool = False) -> None:
         self.dir, manifest = Path(shard_dir), read_manifest(shard_dir)
         if manifest["sample_rate"] != sample_rate:
             raise ValueError(f"{self.dir / MANIFEST}: sample rate {manifest['sample_rate']} Hz, "
@@ -163,7 +165,7 @@ class ShardStream(IterableDataset):
         self.names = [s["name"] for s in manifest["shards"]]
         self.sizes = [int(s["utterances"]) for s in manifest["shards"]]
         self.spk2idx = {spk: i for i, spk in enumerate(manifest["speakers"])}
-        self.crops = CropMaker(chunk_sec, sample_rate, len(self.spk2idx), seed, augment, speeds)
+        self.crops = CropMaker(chunk_sec, sample_rate, len(self.spk2idx), seed, augment, speeds, on_device)
         self.seed, self.shuffle, self.shuffle_buffer = seed, shuffle, shuffle_buffer
         self.resample, self.multichannel = resample, multichannel
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
@@ -228,10 +230,11 @@ class ShardStream(IterableDataset):
         name = f"{where}: utterance {utt!r}"
         n, rate = audio_info(io.BytesIO(sample[ext[0]]), name=name)
         num_samples = utterance_samples(where, utt, n, rate, sample_rate, self.resample)
-        wav, _ = read_audio(io.BytesIO(sample[ext[0]]), rate, multichannel=self.multichannel, name=name)
+        int16 = self.crops.on_device and rate == sample_rate
+        wav, _ = read_audio(io.BytesIO(sample[ext[0]]), rate, multichannel=self.multichannel, name=name, int16=int16)
         read = window_reader(lambda start, num: wav[start : start + num], rate, sample_rate)
-        crop, label = self.crops(read, num_samples, self.spk2idx[meta["spk"]], int(meta["index"]), epoch)
-        return {"wav": crop, "utt": utt, "label": label}
+        item = self.crops.item(read, num_samples, self.spk2idx[meta["spk"]], int(meta["index"]), epoch)
+        return {**item, "utt": utt}
 
 
 def rank_and_world_size() -> tuple[int, int]:

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from xvector.data.batch_augment import BatchAugment, collate_planned
 from xvector.data.collate import (
     EpochRandomSampler,
     EpochSampler,
@@ -21,6 +22,8 @@ from xvector.data.datasets import CropDataset, UtteranceDataset
 from xvector.data.lists import DataDir, load_data_dir, read_wav_scp
 from xvector.data.shards import ShardStream, rank_and_world_size, read_manifest
 from xvector.training.resumable import ResumableLoader
+
+AUGMENT_ON = ("workers", "device")
 
 
 def utterance_loader(wav_scp: str | Path, batch_size: int, num_workers: int = 0, sample_rate: int = 16000,
@@ -39,7 +42,8 @@ def utterance_loader(wav_scp: str | Path, batch_size: int, num_workers: int = 0,
 class SpeakerDataModule(L.LightningDataModule):
     """Training crops from ``train_dir`` (or ``train_shards``) and whole utterances of ``val_dir``.
 
-    Augmentation and speed perturbation run in the data workers. With ``seed`` set, crops and
+    Augmentation and speed perturbation run in the data workers, or batched on the training
+    device with ``augment_on="device"``. With ``seed`` set, crops and
     augmentation are drawn per ``(seed, epoch, utterance)`` (the same for any ``num_workers``);
     with ``seed=None`` and no augmentation, training is exactly the original torch-RNG crops.
     The map-style training loader is a :class:`~xvector.training.resumable.ResumableLoader`: a run
@@ -65,6 +69,11 @@ class SpeakerDataModule(L.LightningDataModule):
         multichannel: ``"mean"`` downmixes, ``"first"`` keeps channel 0, ``"error"`` refuses.
         pin_memory: page-locked batches for faster host-to-GPU copies; ``None``: when CUDA is
             available (it does nothing for CPU training).
+        augment_on: ``"workers"``: speed perturbation and ``augment`` run per crop in the data
+            workers (the CPU path); ``"device"``: the workers only read and crop (int16 from
+            16-bit files) and plan, and :attr:`batch_augment` applies speed, noise and
+            reverberation to the whole batch in the training step, on its device, with the
+            noise and RIR files read once into device memory. Same draws, same distributions.
     """
 
     def __init__(
@@ -85,8 +94,12 @@ class SpeakerDataModule(L.LightningDataModule):
         resample: bool = False,
         multichannel: str = "mean",
         pin_memory: bool | None = None,
+        augment_on: str = "workers",
     ) -> None:
         super().__init__()
+        if augment_on not in AUGMENT_ON:
+            raise ValueError(f"augment_on={augment_on!r}: expected one of {AUGMENT_ON}")
+        self.on_device = augment_on == "device"
         if (train_dir is None) == (train_shards is None):
             raise ValueError(f"give exactly one of train_dir ({train_dir}) and train_shards ({train_shards})")
         self.train_dir = Path(train_dir) if train_dir else None
@@ -112,6 +125,15 @@ class SpeakerDataModule(L.LightningDataModule):
         speakers = read_manifest(self.train_shards)["speakers"] if self.train_shards else self.train_data.speakers
         return {spk: i for i, spk in enumerate(speakers)}
 
+    @cached_property
+    def batch_augment(self) -> BatchAugment | None:
+        """The on-device half of ``augment_on=device`` (its noise and RIR files read here, once
+        per process), for the training step; None with ``augment_on=workers``."""
+        if not self.on_device:
+            return None
+        chunk = int(round(self.chunk_sec * self.sample_rate))
+        return BatchAugment(self.augment, self.speeds, self.sample_rate, chunk)
+
     @property
     def num_speakers(self) -> int:
         """Training classes: speakers times speed factors."""
@@ -124,7 +146,8 @@ class SpeakerDataModule(L.LightningDataModule):
         return (0, *rank_and_world_size())
 
     def train_dataloader(self) -> DataLoader:
-        loader = dict(batch_size=self.batch_size, drop_last=True, collate_fn=collate_waveforms,
+        collate = collate_planned if self.on_device else collate_waveforms
+        loader = dict(batch_size=self.batch_size, drop_last=True, collate_fn=collate,
                       num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                       pin_memory=self.pin_memory)
         if self.train_shards is not None:
@@ -133,14 +156,15 @@ class SpeakerDataModule(L.LightningDataModule):
             stream = ShardStream(self.train_shards, self.chunk_sec, self.sample_rate, self.seed, self.augment,
                                  self.speeds, self.shuffle, self.shuffle_buffer, rank, world_size,
                                  self.num_workers, start_epoch=epoch, resample=self.resample,
-                                 multichannel=self.multichannel)
+                                 multichannel=self.multichannel, on_device=self.on_device)
             if len(stream) < self.batch_size:
                 raise ValueError(f"{self.train_shards}: {len(stream)} utterances per epoch, "
                                  f"fewer than batch_size={self.batch_size}")
             return DataLoader(stream, **loader)
         data = self.train_data
         dataset = CropDataset(data.wavs, data.utt2spk, self.spk2idx, self.chunk_sec, self.sample_rate,
-                              self.seed, self.augment, self.speeds, self.resample, self.multichannel)
+                              self.seed, self.augment, self.speeds, self.resample, self.multichannel,
+                              self.on_device)
         if len(dataset) < self.batch_size:
             raise ValueError(f"{self.train_dir}: {len(dataset)} utterances, fewer than batch_size={self.batch_size}")
         if self.seed is None:  # the original sampling: torch's RNG shuffles

@@ -30,9 +30,10 @@ from xvector.data.lists import Trial, read_trials
 from xvector.inference.embedder import CONFIG_KEY, Embedder
 from xvector.metrics import verification_metrics
 from xvector.scoring.cosine import score_trials, trial_labels
+from xvector.training.nan_guard import POLICIES, NanGuard, nonfinite_message
 
 RNG_KEY = "xvector_rng"
-NAN_POLICIES = ("error", "skip")
+NAN_POLICIES = POLICIES
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,17 @@ class SpeakerSystem(L.LightningModule):
             ``FloatingPointError`` naming the global step and the batch's utterances;
             ``"skip"`` drops the batch (no update), logs a warning and counts it in
             ``train/skipped_batches``. Under DDP the ranks decide together: a non-finite loss
-            on any rank makes every rank skip that step and count it once.
+            on any rank makes every rank skip that step and count it once. The step does not
+            wait for the decision (:mod:`xvector.training.nan_guard`): ``error`` is raised at
+            the next check (every ``nan_check_every_n_steps`` steps, epoch end, checkpoint);
+            ``skip`` is decided on the device when the optimizer is fused
+            (``+optimizer.fused=true``), and with one host sync per step otherwise (also under
+            gradient accumulation or a gradient scaler, and on the first step).
+        batch_augment: the on-device half of ``data.augment_on=device``
+            (:class:`~xvector.data.batch_augment.BatchAugment`), applied to each training batch
+            first; None when the workers augment. Kept out of the module tree: its noise banks
+            are neither checkpointed nor broadcast by DDP.
+        nan_check_every_n_steps: steps between two looks at the non-finite flags.
 
     Raises:
         ValueError: on an unknown ``nan_policy``.
@@ -192,10 +203,11 @@ class SpeakerSystem(L.LightningModule):
         config: dict | None = None,
         spec_augment: nn.Module | None = None,
         nan_policy: str = "error",
+        batch_augment: nn.Module | None = None,
+        nan_check_every_n_steps: int = 100,
     ) -> None:
         super().__init__()
-        if nan_policy not in NAN_POLICIES:
-            raise ValueError(f"nan_policy={nan_policy!r}: expected one of {NAN_POLICIES}")
+        self.nan_guard = NanGuard(nan_policy, nan_check_every_n_steps)
         self.embedder = Embedder(features, net(in_channels=features.out_dim))
         self.head = head(in_dim=self.embedder.net.head_in_dim, num_classes=num_classes)
         self.spec_augment = spec_augment
@@ -204,9 +216,11 @@ class SpeakerSystem(L.LightningModule):
         self.num_classes = num_classes
         self.val_trials: list[Trial] = read_trials(val_trials) if val_trials else []
         self.config = config
-        self.nan_policy = nan_policy
         self.skipped_batches = 0
         self._finite_batches_since_step = 0  # with nan_policy=skip: batches that will update the weights
+        self._found_inf: torch.Tensor | None = None  # this step's skip flag, for a fused optimizer
+        self._saved_state: list[torch.Tensor] = []  # and the buffers to put back when it is set
+        self._batch_augment = (batch_augment,) if batch_augment is not None else ()  # a tuple: not a submodule
         self._val_utts: list[str] = []
         self._val_embs: list[torch.Tensor] = []
 
@@ -214,42 +228,107 @@ class SpeakerSystem(L.LightningModule):
         """Embeddings ``(B, D)`` of ``wav (B, S)``."""
         return self.embedder(wav, wav_lens)
 
-    def _embed(self, wav: torch.Tensor, wav_lens: torch.Tensor, augment: bool) -> torch.Tensor:
-        """Embeddings ``(B, D)``; features in float32 even under mixed precision, as at extraction."""
+    def _embed(self, wav: torch.Tensor, wav_lens: torch.Tensor | None, augment: bool) -> torch.Tensor:
+        """Embeddings ``(B, D)``; features in float32 even under mixed precision, as at extraction.
+
+        ``wav_lens=None`` says no row is padded: the net then skips its length masks (the same
+        values, fewer passes over the frames).
+        """
         with torch.autocast(device_type=wav.device.type, enabled=False):
             feats, frame_lens = self.embedder.features(wav.float(), wav_lens)  # (B, T, F), (B,)
             if augment and self.spec_augment is not None:
                 feats = self.spec_augment(feats, frame_lens)
-        return self.embedder.net(feats.transpose(1, 2), frame_lens)  # (B, F, T) → (B, D)
+        return self.embedder.net(feats.transpose(1, 2), None if wav_lens is None else frame_lens)  # (B, F, T) → (B, D)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # On the host, before the copy: whether a training batch is unpadded (its crops all have
+        # one length, as every crop batch) costs nothing here and a device sync after it.
+        if self._trainer is not None and self.trainer.training and isinstance(batch, dict):
+            lens, wav = batch.get("wav_lens"), batch.get("wav")
+            if isinstance(lens, torch.Tensor) and isinstance(wav, torch.Tensor) and "speed_rows" not in batch:
+                batch["unpadded"] = bool((lens == wav.shape[-1]).all())
+        return batch
+
+    @property
+    def batch_augment(self) -> nn.Module | None:
+        return self._batch_augment[0] if self._batch_augment else None
+
+    def _training_input(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``wav (B, S)``, ``wav_lens (B,)`` of a training batch, after on-device augmentation."""
+        augment = self.batch_augment
+        if augment is None:
+            return batch["wav"], batch["wav_lens"]
+        device = batch["wav"].device
+        if getattr(augment, "_on", None) != device:  # banks follow the batches (host-side check)
+            augment.to(device)
+            augment._on = device
+        with torch.no_grad(), torch.autocast(device_type=device.type, enabled=False):
+            return augment(batch)
+
+    def _model_state(self) -> list[torch.Tensor]:
+        """The buffers a skipped batch must leave as they were (batch-norm statistics)."""
+        return [b for m in (self.embedder, self.head, self.spec_augment) if m is not None for b in m.buffers()]
+
+    def _skip_on_device(self) -> bool:
+        """Whether ``skip`` can be decided without a host sync: one fused optimizer taking a
+        ``found_inf`` tensor, no gradient scaler, no accumulation, not the first step (a fused
+        SGD skipped on its first step would keep an uninitialised momentum buffer)."""
+        trainer = self.trainer
+        optimizers = trainer.optimizers
+        return (len(optimizers) == 1 and getattr(optimizers[0], "_step_supports_amp_scaling", False)
+                and getattr(trainer.precision_plugin, "scaler", None) is None
+                and trainer.accumulate_grad_batches == 1 and self.global_step > 0)
+
+    def training_step(self, batch: dict, batch_idx: int) -> dict | torch.Tensor:
+        wav, wav_lens = self._training_input(batch)
+        if self.batch_augment is not None or batch.get("unpadded", False):
+            wav_lens = None  # fixed-size crops: no masks to apply
+        skip = self.nan_guard.policy == "skip"
         # A skipped batch must leave no trace: its forward pass already moved the batch-norm
         # running statistics (to NaN), so keep a copy of the buffers to put back.
-        buffers = [b.clone() for b in self.buffers()] if self.nan_policy == "skip" else None
-        embedding = self._embed(batch["wav"], batch["wav_lens"], augment=True)
+        buffers = [b.clone() for b in self._model_state()] if skip else None
+        embedding = self._embed(wav, wav_lens, augment=True)
         head_in = self.embedder.net.classifier_input(embedding)
         logits = self.head(head_in, batch["labels"])
         loss = F.cross_entropy(logits.float(), batch["labels"])
-        # All ranks take the same decision, so none waits for a gradient sync that never comes.
-        finite = bool(torch.isfinite(loss))
-        if self.trainer.strategy.reduce_boolean_decision(not finite, all=False):
-            value = f"{loss.item()}" if not finite else f"on another rank; {loss.item():.4f} here"
-            where = (f"non-finite training loss ({value}) at global step {self.global_step} "
-                     f"(epoch {self.current_epoch}, batch {batch_idx}); utterances: {', '.join(batch['utts'])}")
-            if self.nan_policy == "error":
-                raise FloatingPointError(f"{where}. Set nan_policy=skip to skip such batches.")
-            self.skipped_batches += 1
-            with torch.no_grad():
-                for buffer, saved in zip(self.buffers(), buffers):
-                    buffer.copy_(saved)
-            log.warning("skipping batch: %s (%d skipped so far)", where, self.skipped_batches)
-            return self._zero_loss()
+        if skip and not self._skip_on_device():
+            if self._skip_blocking(loss, batch, batch_idx, buffers):
+                return self._zero_loss()
+        else:
+            bad = self.nan_guard.record(loss, self.global_step, self.current_epoch, batch_idx, batch["utts"])
+            if skip:  # decided on the device: the fused step drops the update, and the statistics
+                self._found_inf = bad.float()  # are put back after the backward pass (which reads them)
+                self._saved_state = buffers
         self._finite_batches_since_step += 1
         with torch.no_grad():  # classification accuracy without the margin, as Kaldi reports it
             acc = (self.head(head_in.detach()).argmax(-1) == batch["labels"]).float().mean()
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", acc, prog_bar=True)
-        return loss
+        size = len(batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/acc", acc, prog_bar=True, batch_size=size)
+        return {"loss": loss, "acc": acc}  # the accuracy for EpochSummary's epoch mean
+
+    def _skip_blocking(self, loss: torch.Tensor, batch: dict, batch_idx: int, buffers: list[torch.Tensor]) -> bool:
+        """``skip`` decided on the host (one sync): True when this batch is dropped."""
+        # All ranks take the same decision, so none waits for a gradient sync that never comes.
+        finite = bool(torch.isfinite(loss))
+        if not self.trainer.strategy.reduce_boolean_decision(not finite, all=False):
+            return False
+        value = f"{loss.item()}" if not finite else f"on another rank; {loss.item():.4f} here"
+        where = nonfinite_message(value, self.global_step, self.current_epoch, batch_idx, batch["utts"])
+        self.skipped_batches += 1
+        with torch.no_grad():
+            for buffer, saved in zip(self._model_state(), buffers):
+                buffer.copy_(saved)
+        log.warning("skipping batch: %s (%d skipped so far)", where, self.skipped_batches)
+        return True
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.nan_guard.due:
+            self._check_nonfinite()
+
+    def _check_nonfinite(self) -> None:
+        """Look at the steps' non-finite flags (raises for ``nan_policy=error``)."""
+        self.skipped_batches += self.nan_guard.resolve()
 
     def _zero_loss(self) -> torch.Tensor:
         """A finite 0 that reaches every parameter, for a skipped batch.
@@ -265,11 +344,23 @@ class SpeakerSystem(L.LightningModule):
         # batch since the last step was skipped, no parameter has a gradient and the optimizer
         # changes nothing (no momentum, no weight decay, no step count) - as a skipped batch on
         # one process. A skipped batch among accumulated ones adds its zero gradients.
+        if self._found_inf is not None:  # nan_policy=skip on the device: the fused step skips itself
+            with torch.no_grad():
+                for buffer, saved in zip(self._model_state(), self._saved_state):
+                    buffer.copy_(torch.where(self._found_inf > 0, saved, buffer))
+            optimizer.found_inf, self._found_inf, self._saved_state = self._found_inf, None, []
+        elif hasattr(optimizer, "found_inf"):
+            del optimizer.found_inf
         if self.nan_policy == "skip" and self._finite_batches_since_step == 0:
             optimizer.zero_grad(set_to_none=True)
         self._finite_batches_since_step = 0
 
+    @property
+    def nan_policy(self) -> str:
+        return self.nan_guard.policy
+
     def on_train_epoch_end(self) -> None:
+        self._check_nonfinite()
         if self.nan_policy == "skip":
             self.log("train/skipped_batches", float(self.skipped_batches))
 
@@ -321,6 +412,7 @@ class SpeakerSystem(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self._check_nonfinite()  # never write a checkpoint past a non-finite loss (error), count skips
         checkpoint[CONFIG_KEY] = self.config
         checkpoint["num_classes"] = self.num_classes
         checkpoint["skipped_batches"] = self.skipped_batches
