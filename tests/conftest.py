@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,34 @@ import pytest
 import soundfile as sf
 
 from xvector.data.lists import utt2spk_to_spk2utt, write_kaldi_map
+
+
+def _drop_unloaded_speechbrain_placeholders() -> None:
+    """Remove SpeechBrain's never-loaded ``LazyModule`` placeholders from ``sys.modules``.
+
+    ``import speechbrain`` registers a few (``speechbrain.k2_integration``, ...). Hypothesis reads
+    ``__file__`` of every module in ``sys.modules`` (at collection and before each example), which
+    makes a placeholder import its target (k2, spacy, ...) and raise ImportError: the session
+    stops at collection, or the next property test fails. Dropping them loses nothing.
+    """
+    if "speechbrain" not in sys.modules:
+        return
+    from speechbrain.utils.importutils import LazyModule
+
+    for name, module in list(sys.modules.items()):
+        if isinstance(module, LazyModule) and module.lazy_module is None:
+            del sys.modules[name]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems() -> None:
+    _drop_unloaded_speechbrain_placeholders()  # before hypothesis's hook scans sys.modules
+
+
+@pytest.fixture(autouse=True)
+def _speechbrain_placeholders_dropped():
+    yield
+    _drop_unloaded_speechbrain_placeholders()  # a test that imported speechbrain left them
 
 
 def write_noise_dir(root: Path, spk_utts: dict[str, int], seconds: float = 0.5, sample_rate: int = 16000, seed: int = 0) -> Path:
