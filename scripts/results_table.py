@@ -5,7 +5,8 @@
         "x-vector, cosine=exp/x/scores_cosine" "baseline=exp/baseline/scores_cosine"
 
 Each row: system name, EER %, minDCF at p_target 0.01 and 0.05, actDCF(0.01) and Cllr where the
-scores are calibrated LLRs ("–" otherwise), minCllr, trial count. A path may also name a
+scores are LLRs ("–" otherwise; marked "uncal." when they are a back end's LLRs that no
+calibration has fitted, e.g. PLDA's, whose scale is not trustworthy), minCllr, trial count. A path may also name a
 ``metrics.json`` file directly. ``--det`` draws every system's curve from its ``scores`` file.
 ``--identification NAME=dir`` (repeatable) adds a table of ``xvector-identify`` runs: top-1 and
 top-5 accuracy, DIR at FPIR 1% and 10%, searches (mated / non-mated), enrolled speakers.
@@ -23,7 +24,9 @@ from xvector.atomic import atomic_write_text
 
 
 def _fmt(m: dict, key: str, spec: str = ".4f") -> str:
-    return format(m[key], spec) if key in m else "–"
+    if key not in m:
+        return "–"
+    return format(m[key], spec) + (" (uncal.)" if m.get("calibrated") is False else "")
 
 
 def table(rows: list[tuple[str, dict]]) -> str:

@@ -242,6 +242,8 @@ def score_embeddings(cfg: DictConfig) -> dict:
         metrics.update(c_primary(scores, labels, is_llr))  # NIST SRE's
         if is_llr:
             metrics.update(llr_metrics(scores, labels, p_targets))
+            # PLDA scores are LLRs in form, not in scale: Cllr / actDCF mean little uncalibrated.
+            metrics["calibrated"] = calibration is not None
         decision = choose_decision(cfg.threshold, *(dev if dev is not None else (scores, labels)))
     except ValueError as err:
         raise ValueError(f"{cfg.trials}: {err}") from err

@@ -1,7 +1,7 @@
 """Kaldi-compatible log-mel filterbank features, batched over ``(B, S)`` waveforms.
 
 The frame pipeline is Kaldi's (``compute-fbank-feats``), as in ``torchaudio.compliance.kaldi``:
-framing with ``snip_edges=True`` → dither (training only) → DC removal → raw log-energy →
+framing with ``snip_edges=True`` → dither → DC removal → raw log-energy →
 pre-emphasis → Povey window → zero-pad to a power of two → |FFT|² → mel banks → log.
 ``torchaudio.compliance.kaldi.fbank`` takes one utterance at a time; this module runs a padded
 batch in one pass and reports the valid frame count of each utterance, and it matches
@@ -9,6 +9,15 @@ torchaudio's output to float32 rounding (see ``tests/features/test_fbank.py``).
 
 Because every frame depends only on its own samples (``snip_edges=True``), the valid frames of a
 padded utterance equal those of the unpadded one: padding only adds frames past ``frame_lens``.
+
+**Dither in training and at extraction alike**, as Kaldi's ``compute-fbank-feats`` does (dither
+1.0 at both). Without it, digital silence (exact zeros: TTS output, VoIP, edited or trimmed
+files) gives ``log(eps)`` frames at extraction that a dithered training run never saw, far
+outside the range of its features. In training the dither is random; in ``eval()`` it is a fixed
+Gaussian pattern of :data:`DITHER_PERIOD` frames, the same for every utterance (frame ``t`` gets
+row ``t mod DITHER_PERIOD``), so extraction stays deterministic, batched equals unbatched, and
+the ONNX / TorchScript graphs carry the same pattern as a constant. ``eval_dither=False`` gives the
+old extraction without it.
 
 Example:
     >>> import torch
@@ -27,6 +36,10 @@ from torchaudio.compliance.kaldi import get_mel_banks
 from xvector.features.normalize import CMN
 
 _EPS = torch.finfo(torch.float32).eps
+#: Frames in the fixed dither pattern of eval mode (1 s at a 10 ms shift); chunked extraction
+#: cuts long recordings at multiples of it, so every frame meets the same row as unchunked.
+DITHER_PERIOD = 100
+_DITHER_SEED = 20180415
 
 
 def num_frames(num_samples: torch.Tensor, frame_length: int, frame_shift: int) -> torch.Tensor:
@@ -41,9 +54,11 @@ class KaldiFrontEnd(nn.Module):
         sample_rate: audio sample rate in Hz.
         frame_length_ms: window length in ms (Kaldi default 25).
         frame_shift_ms: hop in ms (Kaldi default 10).
-        dither: std of the Gaussian dither added to each frame in training mode, in units of
-            the scaled waveform (Kaldi's default 1.0 = one 16-bit step). Never applied in
-            ``eval()``, so extraction is deterministic.
+        dither: std of the Gaussian dither added to each frame, in units of the scaled
+            waveform (Kaldi's default 1.0 = one 16-bit step): random in training, a fixed
+            pattern in ``eval()`` (see the module docstring).
+        eval_dither: apply the fixed dither pattern in ``eval()`` (default, as Kaldi dithers at
+            train and test); False leaves evaluation features undithered.
         preemphasis: pre-emphasis coefficient.
         remove_dc_offset: subtract each frame's mean.
         wav_scale: factor applied to the waveform first. Kaldi reads 16-bit audio as integers
@@ -60,6 +75,7 @@ class KaldiFrontEnd(nn.Module):
         preemphasis: float = 0.97,
         remove_dc_offset: bool = True,
         wav_scale: float = 32768.0,
+        eval_dither: bool = True,
     ) -> None:
         super().__init__()
         self.sample_rate = sample_rate
@@ -67,6 +83,10 @@ class KaldiFrontEnd(nn.Module):
         self.frame_shift = int(sample_rate * frame_shift_ms / 1000)
         self.n_fft = 1 << (self.frame_length - 1).bit_length()  # round_to_power_of_two
         self.dither = dither
+        self.eval_dither = eval_dither
+        gen = torch.Generator().manual_seed(_DITHER_SEED)
+        pattern = torch.randn(DITHER_PERIOD, self.frame_length, generator=gen)  # (P, L), unit std
+        self.register_buffer("dither_pattern", pattern, persistent=False)
         self.preemphasis = preemphasis
         self.remove_dc_offset = remove_dc_offset
         self.wav_scale = wav_scale
@@ -83,8 +103,11 @@ class KaldiFrontEnd(nn.Module):
         """
         x = wav.float() * self.wav_scale
         x = x.unfold(-1, self.frame_length, self.frame_shift)  # (B, T, L)
-        if self.training and self.dither > 0:
+        if self.dither > 0 and self.training:
             x = x + torch.randn_like(x) * self.dither
+        elif self.dither > 0 and self.eval_dither:
+            rows = torch.arange(x.shape[-2], device=x.device) % DITHER_PERIOD
+            x = x + self.dither_pattern[rows] * self.dither  # (T, L), the same for every utterance
         if self.remove_dc_offset:
             x = x - x.mean(dim=-1, keepdim=True)
         log_energy = x.pow(2).sum(dim=-1).clamp_min(_EPS).log()  # (B, T)
@@ -111,6 +134,8 @@ class Fbank(nn.Module):
         high_freq: highest edge in Hz; ``<= 0`` means Nyquist plus this offset (Kaldi).
         cmn: ``"none"``, ``"utterance"`` or ``"sliding"`` (Kaldi's 300-frame centred window).
         cmn_window: window of the sliding CMN in frames.
+        vad: an :class:`~xvector.features.vad.EnergyVAD` to drop silent frames before the CMN
+            (Kaldi's ``select-voiced-frames``), or None to keep every frame.
         **frontend: framing options of :class:`KaldiFrontEnd` (``dither``, ``frame_shift_ms``...).
 
     Shapes:
@@ -126,10 +151,12 @@ class Fbank(nn.Module):
         high_freq: float = 0.0,
         cmn: str = "utterance",
         cmn_window: int = 300,
+        vad: nn.Module | None = None,
         **frontend,
     ) -> None:
         super().__init__()
         self.frontend = KaldiFrontEnd(sample_rate=sample_rate, **frontend)
+        self.vad = vad
         self.num_mel_bins = num_mel_bins
         banks, _ = get_mel_banks(
             num_mel_bins, self.frontend.n_fft, float(sample_rate), low_freq, high_freq, 100.0, -500.0, 1.0
@@ -153,6 +180,19 @@ class Fbank(nn.Module):
         log_mel = (power @ self.mel_banks).clamp_min(_EPS).log()  # (B, T, F)
         return log_mel, log_energy, self.frontend.frame_lens(wav_lens)
 
-    def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        feats, _, frame_lens = self.log_mel(wav, wav_lens)
+    def raw(self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features before VAD and CMN ``(B, T, F)``, raw log-energy ``(B, T)``, ``frame_lens (B,)``.
+
+        Frame-local, so features of consecutive chunks of a recording concatenate to the whole
+        recording's (what :func:`xvector.inference.embed.chunked_features` relies on).
+        """
+        return self.log_mel(wav, wav_lens)
+
+    def finish(self, feats: torch.Tensor, log_energy: torch.Tensor, frame_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """VAD (if any), then CMN over the frames kept: :meth:`raw`'s output → ``forward``'s."""
+        if self.vad is not None:
+            feats, frame_lens = self.vad(feats, log_energy, frame_lens)
         return self.cmn(feats, frame_lens), frame_lens
+
+    def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.finish(*self.raw(wav, wav_lens))

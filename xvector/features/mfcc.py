@@ -34,6 +34,8 @@ class MFCC(nn.Module):
         use_energy: replace c0 by the frame's raw log-energy.
         energy_floor: floor on that energy (linear; Kaldi default 0 = none).
         cmn: ``"none"``, ``"utterance"`` or ``"sliding"``.
+        vad: an :class:`~xvector.features.vad.EnergyVAD` to drop silent frames before the CMN,
+            or None.
         **fbank: options of :class:`~xvector.features.fbank.Fbank` (``low_freq``, ``high_freq``,
             ``sample_rate``, ``dither``, ...).
 
@@ -49,6 +51,7 @@ class MFCC(nn.Module):
         use_energy: bool = True,
         energy_floor: float = 0.0,
         cmn: str = "utterance",
+        vad: nn.Module | None = None,
         **fbank,
     ) -> None:
         super().__init__()
@@ -66,16 +69,27 @@ class MFCC(nn.Module):
             dct = dct * (1.0 + 0.5 * cepstral_lifter * torch.sin(math.pi * i / cepstral_lifter))
         self.register_buffer("dct", dct, persistent=False)
         self.cmn = CMN(mode=cmn, window=self.fbank.cmn.window)
+        self.vad = vad
 
     @property
     def out_dim(self) -> int:
         return self.num_ceps
 
-    def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def raw(self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Cepstra before VAD and CMN ``(B, T, num_ceps)``, raw log-energy ``(B, T)``, ``frame_lens (B,)``."""
         log_mel, log_energy, frame_lens = self.fbank.log_mel(wav, wav_lens)
         feats = log_mel @ self.dct  # (B, T, num_ceps)
         if self.use_energy:
             if self.log_energy_floor is not None:
                 log_energy = log_energy.clamp_min(self.log_energy_floor)
             feats = torch.cat([log_energy.unsqueeze(-1), feats[..., 1:]], dim=-1)
+        return feats, log_energy, frame_lens
+
+    def finish(self, feats: torch.Tensor, log_energy: torch.Tensor, frame_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """VAD (if any), then CMN over the frames kept."""
+        if self.vad is not None:
+            feats, frame_lens = self.vad(feats, log_energy, frame_lens)
         return self.cmn(feats, frame_lens), frame_lens
+
+    def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.finish(*self.raw(wav, wav_lens))

@@ -1,5 +1,9 @@
 """Cepstral mean normalisation over padded batches: per utterance or Kaldi's sliding window.
 
+``"level"`` subtracts one number per utterance, the mean over its frames *and* bins: a gain
+moves every log-mel value by the same amount, so this removes the level and nothing else,
+keeping the long-term spectral shape (a speaker cue that per-bin CMN removes with the channel).
+
 Padding frames (at and beyond ``frame_lens``) never enter a mean and are zeroed on output, so a
 padded utterance normalises exactly as it would alone.
 
@@ -17,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-MODES = ("none", "utterance", "sliding")
+MODES = ("none", "utterance", "sliding", "level")
 
 
 def length_mask(lens: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -30,6 +34,13 @@ def utterance_cmn(feats: torch.Tensor, frame_lens: torch.Tensor) -> torch.Tensor
     mask = length_mask(frame_lens, feats.shape[1]).unsqueeze(-1).to(feats.dtype)  # (B, T, 1)
     mean = (feats * mask).sum(1, keepdim=True) / frame_lens.clamp_min(1)[:, None, None].to(feats.dtype)
     return (feats - mean) * mask
+
+
+def level_norm(feats: torch.Tensor, frame_lens: torch.Tensor) -> torch.Tensor:
+    """Subtract each utterance's mean over its valid frames and all bins. ``feats (B, T, F)``."""
+    mask = length_mask(frame_lens, feats.shape[1]).unsqueeze(-1).to(feats.dtype)  # (B, T, 1)
+    count = (frame_lens.clamp_min(1) * feats.shape[2]).to(feats.dtype)[:, None, None]
+    return (feats - (feats * mask).sum((1, 2), keepdim=True) / count) * mask
 
 
 def sliding_cmn(feats: torch.Tensor, frame_lens: torch.Tensor, window: int = 300) -> torch.Tensor:
@@ -56,7 +67,8 @@ def sliding_cmn(feats: torch.Tensor, frame_lens: torch.Tensor, window: int = 300
 
 
 class CMN(nn.Module):
-    """Cepstral mean normalisation as a module: ``mode`` is one of ``none``, ``utterance``, ``sliding``."""
+    """Cepstral mean normalisation as a module: ``mode`` is one of ``none``, ``utterance``,
+    ``sliding``, ``level``."""
 
     def __init__(self, mode: str = "utterance", window: int = 300) -> None:
         super().__init__()
@@ -70,6 +82,8 @@ class CMN(nn.Module):
             return utterance_cmn(feats, frame_lens)
         if self.mode == "sliding":
             return sliding_cmn(feats, frame_lens, self.window)
+        if self.mode == "level":
+            return level_norm(feats, frame_lens)
         return feats * length_mask(frame_lens, feats.shape[1]).unsqueeze(-1).to(feats.dtype)
 
     def extra_repr(self) -> str:

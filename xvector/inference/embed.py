@@ -52,7 +52,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import warnings
@@ -65,7 +64,7 @@ import torchaudio.functional as AF
 from torch import nn
 
 from xvector.data.audio import load_audio, wav_truncation
-from xvector.features.fbank import KaldiFrontEnd
+from xvector.features.fbank import DITHER_PERIOD, KaldiFrontEnd
 from xvector.features.normalize import CMN
 from xvector.nets.pooling import StatsPooling
 
@@ -239,39 +238,37 @@ def embed_batch(
     return embedder(wav, wav_lens)
 
 
-def _raw_features(features: nn.Module) -> nn.Module:
-    """A view of ``features`` with its CMN switched off (shares weights and buffers)."""
-    raw = copy.copy(features)
-    raw._modules = dict(features._modules)
-    raw.cmn = CMN("none")
-    return raw
-
-
 def chunked_features(features: nn.Module, wav: torch.Tensor, chunk_frames: int) -> torch.Tensor:
     """Normalised features ``(T, F)`` of one long ``wav (S,)``, computed ``chunk_frames`` at a time.
 
-    Equal to ``features(wav[None])[0][0]`` (Kaldi framing is frame-local and the CMN runs once
-    over the whole matrix); front-ends without a Kaldi framer or a ``cmn`` run in one piece.
+    Equal to ``features(wav[None])[0][0]``: Kaldi framing is frame-local, so the raw features
+    (and log-energies) of the chunks concatenate to the whole recording's, and the VAD and CMN
+    (``features.finish``) then run once over the whole matrix. Front-ends without a Kaldi framer
+    or a ``raw`` / ``finish`` split run in one piece.
     """
     frontend = _frontend(features)
     length = torch.tensor([wav.shape[-1]], device=wav.device)
-    if frontend is None or not isinstance(getattr(features, "cmn", None), CMN):
+    if frontend is None or not (hasattr(features, "raw") and isinstance(getattr(features, "cmn", None), CMN)):
         return features(wav[None], length)[0][0]
-    raw = _raw_features(features)
     total = int(frontend.frame_lens(length))
-    feats = None
+    # Chunks start at multiples of the eval dither's period, so each frame meets its own row.
+    chunk_frames = -(-chunk_frames // DITHER_PERIOD) * DITHER_PERIOD
+    feats = energy = None
     for start in range(0, total, chunk_frames):
         n = min(chunk_frames, total - start)
         first = start * frontend.frame_shift
         last = (start + n - 1) * frontend.frame_shift + frontend.frame_length
-        piece = raw(wav[None, first:last], torch.tensor([last - first], device=wav.device))[0][0]  # (n, F)
+        piece, piece_energy, _ = features.raw(wav[None, first:last], torch.tensor([last - first], device=wav.device))
         if feats is None:
-            feats = piece.new_empty(total, piece.shape[1])  # (T, F), filled in place
-        feats[start : start + n] = piece
-    if features.cmn.mode == "utterance":
+            feats = piece.new_empty(total, piece.shape[2])  # (T, F), filled in place
+            energy = piece_energy.new_empty(total)  # (T,)
+        feats[start : start + n], energy[start : start + n] = piece[0], piece_energy[0]
+    lens = torch.tensor([total], device=wav.device)
+    if getattr(features, "vad", None) is None and features.cmn.mode == "utterance":
         # utterance_cmn of one unpadded utterance, in place: its masks would cost 3 more copies.
         return feats.sub_(feats.mean(0, dtype=torch.float64).to(feats.dtype))
-    return features.cmn(feats[None], torch.tensor([total], device=wav.device))[0]
+    out, kept = features.finish(feats[None], energy[None], lens)
+    return out[0, : int(kept[0])]
 
 
 def _exact_pooling(net: nn.Module) -> bool:

@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Embed and score one system on a robustness corpus: clean, same-language and noisy trials.
+
+    python recipes/robust/local/evaluate.py --data data/robust/tts --split dev \
+        --model exp/robust/tts/xvector/checkpoints/last.ckpt --exp exp/robust/tts/xvector --name xvector
+    python recipes/robust/local/evaluate.py --data ... --split test --baseline mfcc --exp exp/robust/tts/mfcc
+    python recipes/robust/local/evaluate.py --data ... --split test --embeddings-only --exp exp/robust/tts/sb
+
+Embeddings of ``train`` and of ``<split>`` / ``<split>_noisy`` are written to ``<exp>/<dir>.npz``
+(kept when present, so a peer that wrote its own, e.g. SpeechBrain's, is scored the same way),
+then three trial lists are scored: ``<split>/trials`` (clean), ``<split>/trials_same_lang`` and
+``<split>_noisy/trials``, each with cosine after subtracting the training-embedding mean and with
+AS-norm of those cosine scores (top 100 of the training utterances as cohort), and with
+centre → LDA (capped at speakers − 1) → PLDA. Metrics go to ``<exp>/<split>.json``: one entry per
+(back end, condition) with EER and minDCF(0.01); PLDA scores are uncalibrated LLRs, so no Cllr
+or actDCF is reported for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xvector.atomic import atomic_write_text
+from xvector.data.lists import read_kaldi_map, read_trials
+from xvector.embeddings import load_embeddings, save_embeddings
+from xvector.inference.extraction import embed_wav_scp
+from xvector.metrics import verification_metrics
+from xvector.scoring.cosine import score_trials, trial_labels
+from xvector.scoring.lda import KaldiChain
+from xvector.scoring.norm import ScoreNorm
+
+ROOT = Path(__file__).resolve().parents[3]
+CONDITIONS = {"clean": ("{split}", "trials"), "same_lang": ("{split}", "trials_same_lang"),
+              "noisy": ("{split}_noisy", "trials")}
+log = logging.getLogger("evaluate")
+
+
+def embedder_for(args: argparse.Namespace) -> torch.nn.Module:
+    if args.baseline == "mfcc":
+        spec = importlib.util.spec_from_file_location("mean_mfcc", ROOT / "scripts" / "mean_mfcc_embeddings.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.MeanMFCC().eval()
+    import xvector
+
+    return xvector.load_model(args.model).embedder
+
+
+def embed(args: argparse.Namespace, dirs: list[str]) -> dict[str, float]:
+    """Write ``<exp>/<dir>.npz`` for every dir that has none yet; returns seconds per dir."""
+    todo = [d for d in dirs if not (Path(args.exp) / f"{d}.npz").is_file()]
+    if todo and args.embeddings_only:
+        raise SystemExit(f"--embeddings-only: missing {[str(Path(args.exp) / f'{d}.npz') for d in todo]}")
+    times = {}
+    embedder = embedder_for(args) if todo else None
+    for d in todo:
+        t0 = time.perf_counter()
+        ids, emb = embed_wav_scp(embedder, Path(args.data) / d / "wav.scp", batch_size=16)
+        save_embeddings(Path(args.exp) / f"{d}.npz", ids, emb)
+        times[d] = round(time.perf_counter() - t0, 1)
+        log.info("embedded %s: %d utterances in %.1f s", d, len(ids), times[d])
+    return times
+
+
+def score(args: argparse.Namespace) -> dict:
+    exp, data = Path(args.exp), Path(args.data)
+    train_ids, train_emb = load_embeddings(exp / "train.npz")
+    utt2spk = read_kaldi_map(data / "train" / "utt2spk")
+    labels = np.array([utt2spk[u] for u in train_ids])
+    mean = train_emb.mean(0)
+    n_spk = len(set(labels.tolist()))
+    chain = KaldiChain(lda_dim=min(200, n_spk - 1)).fit(train_emb, labels)
+    # AS-norm against the training utterances (a small corpus has few speakers to average).
+    norm = ScoreNorm(top_k=min(100, len(train_ids)), cohort="utterances").fit(train_emb, labels, mean=mean)
+    out = {"lda_dim": int(chain.transform(train_emb[:1]).shape[1]), "results": {}}
+    for cond, (folder, trials_name) in CONDITIONS.items():
+        folder = folder.format(split=args.split)
+        ids, emb = load_embeddings(exp / f"{folder}.npz")
+        trials = read_trials(data / folder / trials_name)
+        y = trial_labels(trials)
+        cos = score_trials(ids, emb, trials, mean=mean)
+        for backend, scores in (("cosine", cos), ("asnorm", norm(cos, ids, emb, trials)),
+                                ("plda", chain.score(ids, emb, trials))):
+            m = verification_metrics(scores, y, p_targets=(0.01,))
+            out["results"][f"{backend}/{cond}"] = {"eer": float(m["eer"]), "min_dcf_0.01": float(m["min_dcf_0.01"]),
+                                                   "trials": len(trials)}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="robust corpus (make_robust_corpus layout)")
+    p.add_argument("--split", choices=("dev", "test"), required=True)
+    p.add_argument("--exp", required=True, help="where embeddings and <split>.json go")
+    p.add_argument("--name", default=None, help="system name stored in the json")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="xvector checkpoint or model directory")
+    src.add_argument("--baseline", choices=("mfcc",), help="a no-training baseline")
+    src.add_argument("--embeddings-only", action="store_true", help="score <exp>/*.npz written by another tool")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    Path(args.exp).mkdir(parents=True, exist_ok=True)
+    times = embed(args, ["train", args.split, f"{args.split}_noisy"])
+    result = {"name": args.name or Path(args.exp).name, "split": args.split, "embed_seconds": times, **score(args)}
+    atomic_write_text(Path(args.exp) / f"{args.split}.json", json.dumps(result, indent=2) + "\n")
+    for key, m in result["results"].items():
+        log.info("%-18s EER %6.2f %%  minDCF(0.01) %.4f  (%d trials)", key, 100 * m["eer"], m["min_dcf_0.01"], m["trials"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Robustness benchmark: small corpora unlike the ones the recipes were tuned on (TTS voices and
+# unseen generator settings, few speakers, level spread, digital silence, channels, noisy test
+# copies), each system trained on the same data with the same 2-core budget:
+#   xvector        the custom-corpus recipe with its defaults (recipes/custom/run.sh, no overrides)
+#   SpeechBrain    its x-vector with its VoxCeleb recipe's settings (needs the bench extra)
+#   mean MFCC      a no-training baseline
+# scored on clean, same-language and noisy trials (cosine after the training mean, and PLDA).
+#
+#   bash recipes/robust/run.sh                          # every corpus, dev split (for choices)
+#   bash recipes/robust/run.sh --split test             # the reported run: test read once
+#   bash recipes/robust/run.sh --voices formant --stage 1 -- model=xvector   # overrides for ours
+#
+# Stages: 0 corpora, 1 train ours, 2 evaluate ours, 3 baseline, 4 SpeechBrain, 5 results table.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+stage=0
+stop_stage=5
+voices="tts formant"     # tts needs espeak-ng (apt-get install espeak-ng); skipped without it
+data=data/robust
+exp=exp/robust
+split=dev
+budget_min=12            # SpeechBrain's training budget (ours is bounded by its own defaults)
+peer_epochs=100          # SpeechBrain stops at this many epochs or at the budget
+seed=0
+corpus_args=""          # extra options of scripts/make_robust_corpus.py (e.g. "--train-speakers 100")
+custom_args=""          # extra options of recipes/custom/run.sh (e.g. "--crops 30000")
+peer_args=""            # extra options of local/speechbrain_xvector.py
+# shellcheck source=recipes/lib.sh
+. recipes/lib.sh
+parse_options "$@"
+
+corpora=()
+for v in $voices; do
+  if [ "$v" = tts ] && ! command -v espeak-ng > /dev/null; then
+    echo "espeak-ng is not installed: skipping the tts corpus (apt-get install espeak-ng)" >&2
+    continue
+  fi
+  corpora+=("$v")
+done
+mkdir -p "$exp"
+
+for v in "${corpora[@]}"; do
+  d=$data/$v
+  e=$exp/$v
+  mkdir -p "$e"
+  if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ ! -f "$d/test_noisy/trials" ]; then
+    echo "== stage 0: $v corpus -> $d"
+    # shellcheck disable=SC2086
+    python scripts/make_robust_corpus.py --out "$d" --voices "$v" --seed "$seed" $corpus_args > "$e/corpus.json"
+  fi
+  if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+    echo "== stage 1: xvector via recipes/custom/run.sh ($v)"
+    t=$(timer)
+    # shellcheck disable=SC2086
+    bash recipes/custom/run.sh --data "$d" --exp "$e" --stop_stage 1 $custom_args -- "${overrides[@]}"
+    echo "$(( $(timer) - t ))" > "$e/xvector/train_seconds"
+  fi
+  if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+    echo "== stage 2: evaluate xvector ($v, $split)"
+    python recipes/robust/local/evaluate.py --data "$d" --split "$split" --name xvector \
+      --model "$(cat "$e/xvector/model_path" 2>/dev/null || echo "$e/xvector/checkpoints/last.ckpt")" \
+      --exp "$e/xvector/eval"
+  fi
+  if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+    echo "== stage 3: mean-MFCC baseline ($v, $split)"
+    python recipes/robust/local/evaluate.py --data "$d" --split "$split" --name "mean MFCC" --baseline mfcc \
+      --exp "$e/mfcc"
+  fi
+  if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+    if python -c "import speechbrain" 2> /dev/null; then
+      echo "== stage 4: SpeechBrain x-vector ($v, budget $budget_min min)"
+      t=$(timer)
+      python recipes/robust/local/speechbrain_xvector.py --train-dir "$d/train" --out "$e/speechbrain/eval" \
+        --epochs "$peer_epochs" --time-budget-min "$budget_min" --threads 2 $peer_args \
+        --embed train="$d/train/wav.scp" --embed "$split"="$d/$split/wav.scp" \
+        --embed "${split}_noisy"="$d/${split}_noisy/wav.scp"
+      echo "$(( $(timer) - t ))" > "$e/speechbrain/train_seconds"
+      python recipes/robust/local/evaluate.py --data "$d" --split "$split" --name "SpeechBrain x-vector" \
+        --embeddings-only --exp "$e/speechbrain/eval"
+    else
+      echo "== stage 4: SpeechBrain not installed (pip install -e '.[bench]'): peer skipped"
+    fi
+  fi
+done
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  python recipes/robust/local/results_table.py --exp "$exp" --split "$split" --out "$exp/results_$split.md" \
+    "${corpora[@]}"
+fi
