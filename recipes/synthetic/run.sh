@@ -80,7 +80,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   t=$(timer)
   enroll=$data/test_enroll
   n_test_speakers=$(cut -d' ' -f2 "$data/test/utt2spk" | sort -u | wc -l)
-  if [ "$unknown_speakers" -gt $(( n_test_speakers / 4 )) ]; then  # small corpora: keep 3/4 enrolled
+  if [ "$unknown_speakers" -gt $(( n_test_speakers / 2 )) ]; then  # small corpora: keep 3/4 enrolled
     unknown_speakers=$(( n_test_speakers / 4 ))
     echo "stage 4: $n_test_speakers test speakers: $unknown_speakers left unknown"
   fi
