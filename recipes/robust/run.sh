@@ -23,7 +23,7 @@ exp=exp/robust
 split=dev
 budget_min=12            # SpeechBrain's training budget (ours is bounded by its own defaults)
 peer_epochs=100          # SpeechBrain stops at this many epochs or at the budget
-seed=0
+seed=1                   # corpus seed of the first voice source; the next one gets seed + 1, ...
 corpus_args=""          # extra options of scripts/make_robust_corpus.py (e.g. "--train-speakers 100")
 custom_args=""          # extra options of recipes/custom/run.sh (e.g. "--crops 30000")
 peer_args=""            # extra options of local/speechbrain_xvector.py
@@ -32,7 +32,9 @@ peer_args=""            # extra options of local/speechbrain_xvector.py
 parse_options "$@"
 
 corpora=()
+declare -A corpus_seed
 for v in $voices; do
+  corpus_seed[$v]=$(( seed + ${#corpus_seed[@]} ))
   if [ "$v" = tts ] && ! command -v espeak-ng > /dev/null; then
     echo "espeak-ng is not installed: skipping the tts corpus (apt-get install espeak-ng)" >&2
     continue
@@ -48,7 +50,7 @@ for v in "${corpora[@]}"; do
   if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ ! -f "$d/test_noisy/trials" ]; then
     echo "== stage 0: $v corpus -> $d"
     # shellcheck disable=SC2086
-    python scripts/make_robust_corpus.py --out "$d" --voices "$v" --seed "$seed" $corpus_args > "$e/corpus.json"
+    python scripts/make_robust_corpus.py --out "$d" --voices "$v" --seed "${corpus_seed[$v]}" $corpus_args > "$e/corpus.json"
   fi
   if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     echo "== stage 1: xvector via recipes/custom/run.sh ($v)"

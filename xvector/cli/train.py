@@ -16,12 +16,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from xvector import CONFIG_DIR
-<<<<<<< HEAD
 from xvector.cli import help as _help  # noqa: F401 - registers the --help resolvers
 from xvector.cli.errors import one_line_errors
-=======
 from xvector.training.backends import CudaSettings
->>>>>>> issue19
 from xvector.training.checkpoints import (
     AtomicCheckpointIO,
     RemoveStaleTemporaries,

@@ -220,14 +220,10 @@ def write_model_dir(
         calibration: optional ``calibration.json`` path (from ``xvector-score``) or dict.
         threshold: optional ``threshold.json`` path or dict.
         formats: exported graphs to add: ``"onnx"``, ``"torchscript"``.
-<<<<<<< HEAD
         overwrite: replace an existing ``out`` when it is an empty folder or a model directory
             (see :func:`check_replaceable`); anything else is refused.
-=======
-        overwrite: replace an existing ``out``.
         info_extra: entries added to (or replacing those of) ``info.json``, e.g. where an
             imported model came from (:mod:`xvector.importers`).
->>>>>>> issue16
 
     Returns:
         ``out`` as a Path.
