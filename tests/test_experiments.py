@@ -59,6 +59,8 @@ def _fast_overrides(compose_config, experiment: str, corpus: Path, augment: Path
              "~trainer.strategy" if "strategy" in cfg.trainer else None,
              "data.train_shards=null" if cfg.data.get("train_shards") else None,
              "features.num_mel_bins=24" if "num_mel_bins" in cfg.features and "num_ceps" not in cfg.features else None,
+             # one step is the whole schedule, so no warm-up: SGD at 0.2 sends a shrunk CAM++ to NaN
+             "optimizer.lr=0.01" if cfg.optimizer.get("lr", 0) > 0.01 else None,
              *_shrink(cfg.model, "model")]
     return [*base, *(e for e in extra if e)]
 

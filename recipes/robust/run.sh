@@ -33,8 +33,10 @@ parse_options "$@"
 
 corpora=()
 declare -A corpus_seed
+n_voices=0
 for v in $voices; do
-  corpus_seed[$v]=$(( seed + ${#corpus_seed[@]} ))
+  corpus_seed[$v]=$(( seed + n_voices ))
+  n_voices=$(( n_voices + 1 ))
   if [ "$v" = tts ] && ! command -v espeak-ng > /dev/null; then
     echo "espeak-ng is not installed: skipping the tts corpus (apt-get install espeak-ng)" >&2
     continue

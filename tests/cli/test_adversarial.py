@@ -476,7 +476,8 @@ def test_case6_hydra_clis_print_one_line_and_extract_fails_when_all_fail(exp, ba
 def test_case6_scalar_p_targets(scoring):
     root, _, _ = scoring
     metrics = score_embeddings(_score_cfg(root, p_targets=0.01))
-    assert "min_dcf_0.01" in metrics and "min_dcf_0.05" not in metrics
+    assert "min_dcf_0.01" in metrics and "min_dcf_0.01_threshold" in metrics
+    assert "min_dcf_0.05_threshold" not in metrics  # 0.05 is not one of the priors asked for
     with pytest.raises(ValueError, match="every prior must lie in"):
         score_embeddings(_score_cfg(root, p_targets="[0.01,2]"))
 

@@ -168,7 +168,10 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted_run(tiny_corpus,
                                         f"ckpt_path={last}")))
     assert not list(last.parent.glob(".*.tmp"))  # the resumed run removed any such temporary
     train(compose_config("train", _args(tiny_corpus, tmp_path / "whole", f"trainer.max_epochs={target}", every)))
-    _assert_same_run(tmp_path / "whole", killed)
+    try:
+        _assert_same_run(tmp_path / "whole", killed)
+    except AssertionError as err:  # which kill point differs (it varies with the machine's load)
+        raise AssertionError(f"killed with last.ckpt at step {step}, resumed to epoch {target}: {err}") from err
 
 
 def test_atomic_checkpoint_io_never_leaves_a_partial_file(tmp_path, monkeypatch):

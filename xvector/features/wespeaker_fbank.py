@@ -5,7 +5,8 @@ WeSpeaker (``wespeaker/dataset/processor.py: compute_fbank`` and ``apply_cmvn``)
 dither=...)`` and subtracts each utterance's mean. That is :class:`~xvector.features.fbank.Fbank`
 (Kaldi's pipeline, utterance CMN) with a Hamming window in place of Kaldi's default Povey window;
 everything else (25 / 10 ms framing with ``snip_edges``, DC removal, pre-emphasis 0.97, mel banks
-from 20 Hz to Nyquist, dither in training only) is the same. Models imported from WeSpeaker
+from 20 Hz to Nyquist) is the same; it dithers in training only (``eval_dither=False``: WeSpeaker's
+``extract.py`` sets dither 0 for embedding). Models imported from WeSpeaker
 (:mod:`xvector.importers.wespeaker`) use this front-end.
 
 Example:
@@ -39,6 +40,7 @@ class WeSpeakerFbank(Fbank):
     """
 
     def __init__(self, num_mel_bins: int = 80, sample_rate: int = 16000, **kwargs) -> None:
+        kwargs.setdefault("eval_dither", False)  # WeSpeaker's extract.py sets dither 0.0
         super().__init__(num_mel_bins=num_mel_bins, sample_rate=sample_rate, **kwargs)
         # Kaldi's "hamming": 0.54 - 0.46 cos(2 pi n / (N - 1)), symmetric.
         n = self.frontend.frame_length

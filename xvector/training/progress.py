@@ -64,7 +64,7 @@ class EpochSummary(L.Callback):
         # (not trainer.callback_metrics: reading it converts the progress-bar metrics with .item())
         acc = outputs.get("acc") if isinstance(outputs, dict) else None
         self._has_acc = self._has_acc or isinstance(acc, torch.Tensor)
-        acc = acc.detach().float().reshape(()).to(loss.device) if self._has_acc else torch.zeros_like(loss)
+        acc = acc.detach().float().reshape(()).to(loss.device) if isinstance(acc, torch.Tensor) else torch.zeros_like(loss)
         finite = torch.isfinite(loss)  # a skipped batch counts in neither mean
         step = torch.where(finite, torch.stack([torch.ones_like(loss), loss, acc]), torch.zeros(3, device=loss.device))
         self._sums = step if self._sums is None else self._sums + step
