@@ -22,11 +22,12 @@ data=data/robust
 exp=exp/robust
 split=dev
 budget_min=12            # SpeechBrain's training budget (ours is bounded by its own defaults)
-peer_epochs=100          # SpeechBrain stops at this many epochs or at the budget
+peer_epochs=""           # SpeechBrain: a fixed epoch count; empty: the epochs that fit the budget, lr annealed over them
 seed=1                   # corpus seed of the first voice source; the next one gets seed + 1, ...
 corpus_args=""          # extra options of scripts/make_robust_corpus.py (e.g. "--train-speakers 100")
 custom_args=""          # extra options of recipes/custom/run.sh (e.g. "--crops 30000")
 peer_args=""            # extra options of local/speechbrain_xvector.py
+peer_variants="plain augment"  # SpeechBrain's recipe as it runs by default, and with its augmentation
 # shellcheck source=recipes/lib.sh
 . recipes/lib.sh
 parse_options "$@"
@@ -74,15 +75,22 @@ for v in "${corpora[@]}"; do
   fi
   if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     if python -c "import speechbrain" 2> /dev/null; then
-      echo "== stage 4: SpeechBrain x-vector ($v, budget $budget_min min)"
-      t=$(timer)
-      python recipes/robust/local/speechbrain_xvector.py --train-dir "$d/train" --out "$e/speechbrain/eval" \
-        --epochs "$peer_epochs" --time-budget-min "$budget_min" --threads 2 $peer_args \
-        --embed train="$d/train/wav.scp" --embed "$split"="$d/$split/wav.scp" \
-        --embed "${split}_noisy"="$d/${split}_noisy/wav.scp"
-      echo "$(( $(timer) - t ))" > "$e/speechbrain/train_seconds"
-      python recipes/robust/local/evaluate.py --data "$d" --split "$split" --name "SpeechBrain x-vector" \
-        --embeddings-only --exp "$e/speechbrain/eval"
+      for pv in $peer_variants; do
+        case $pv in
+          plain) sub=speechbrain; aug=() ;;
+          augment) sub=speechbrain_aug; aug=(--augment "$e/augment") ;;  # ours' noise/RIR stand-ins
+          *) echo "peer_variants: unknown variant $pv (plain, augment)" >&2; exit 1 ;;
+        esac
+        echo "== stage 4: SpeechBrain x-vector, $pv ($v, budget $budget_min min)"
+        python recipes/robust/local/speechbrain_xvector.py --train-dir "$d/train" --out "$e/$sub/eval" \
+          ${peer_epochs:+--epochs "$peer_epochs"} --time-budget-min "$budget_min" --threads 2 "${aug[@]}" $peer_args \
+          --embed train="$d/train/wav.scp" --embed "$split"="$d/$split/wav.scp" \
+          --embed "${split}_noisy"="$d/${split}_noisy/wav.scp"
+        python -c "import json, sys; print(round(json.load(open(sys.argv[1]))['train_sec']))" \
+          "$e/$sub/eval/train_summary.json" > "$e/$sub/train_seconds"
+        python recipes/robust/local/evaluate.py --data "$d" --split "$split" --name "SpeechBrain x-vector ($pv)" \
+          --embeddings-only --exp "$e/$sub/eval"
+      done
     else
       echo "== stage 4: SpeechBrain not installed (pip install -e '.[bench]'): peer skipped"
     fi

@@ -164,10 +164,14 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted_run(tiny_corpus,
     step, _ = _weights(killed)
     assert step >= 2 and step % 2 == 0
     target = step // 3 + 2
-    train(compose_config("train", _args(tiny_corpus, killed, f"trainer.max_epochs={target}", every,
-                                        f"ckpt_path={last}")))
+    # Resumed and whole runs through the CLI in fresh processes, as a user runs them: in this
+    # process, state left by earlier tests made a step-18 resume differ (seen twice in the full
+    # suite, never alone; not yet explained).
+    for out, extra in ((killed, [f"ckpt_path={last}"]), (tmp_path / "whole", [])):
+        subprocess.run([sys.executable, "-m", "xvector.cli.train",
+                        *_args(tiny_corpus, out, f"trainer.max_epochs={target}", every, *extra)],
+                       cwd=Path(__file__).resolve().parents[2], check=True, capture_output=True, timeout=300)
     assert not list(last.parent.glob(".*.tmp"))  # the resumed run removed any such temporary
-    train(compose_config("train", _args(tiny_corpus, tmp_path / "whole", f"trainer.max_epochs={target}", every)))
     try:
         _assert_same_run(tmp_path / "whole", killed)
     except AssertionError as err:  # which kill point differs (it varies with the machine's load)

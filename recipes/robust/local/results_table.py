@@ -3,7 +3,7 @@
 
     python recipes/robust/local/results_table.py --exp exp/robust --split test tts formant
 
-Reads ``<exp>/<corpus>/{xvector/eval,speechbrain/eval,mfcc}/<split>.json`` (those present) as
+Reads ``<exp>/<corpus>/{xvector/eval,speechbrain/eval,speechbrain_aug/eval,mfcc}/<split>.json`` (those present) as
 written by ``evaluate.py``, and ``train_seconds`` beside them for the training time.
 """
 
@@ -15,7 +15,8 @@ from pathlib import Path
 
 from xvector.atomic import atomic_write_text
 
-SYSTEMS = (("xvector", "xvector/eval"), ("SpeechBrain x-vector", "speechbrain/eval"), ("mean MFCC, no training", "mfcc"))
+SYSTEMS = (("xvector", "xvector/eval"), ("SpeechBrain x-vector", "speechbrain/eval"),
+           ("SpeechBrain x-vector + its augmentation", "speechbrain_aug/eval"), ("mean MFCC, no training", "mfcc"))
 CONDITIONS = (("clean", "clean"), ("same-language", "same_lang"), ("noisy", "noisy"))
 BACKENDS = (("cosine", "cosine (training mean subtracted)"), ("asnorm", "cosine + AS-norm"), ("plda", "LDA + PLDA"))
 
