@@ -78,7 +78,9 @@ for v in "${corpora[@]}"; do
       for pv in $peer_variants; do
         case $pv in
           plain) sub=speechbrain; aug=() ;;
-          augment) sub=speechbrain_aug; aug=(--augment "$e/augment") ;;  # ours' noise/RIR stand-ins
+          # ours' noise/RIR stand-ins; batch 64 (x5 augmented copies): the recipe's 256 x 5 crops of
+          # 3 s need more than this machine's 24 GiB (killed for memory)
+          augment) sub=speechbrain_aug; aug=(--augment "$e/augment" --batch-size 64) ;;
           *) echo "peer_variants: unknown variant $pv (plain, augment)" >&2; exit 1 ;;
         esac
         echo "== stage 4: SpeechBrain x-vector, $pv ($v, budget $budget_min min)"

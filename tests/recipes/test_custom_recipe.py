@@ -52,7 +52,7 @@ def test_stage0_makes_trials_and_validates(tmp_path):
     assert r.stdout.count("OK: 0 errors") == 3
     # A broken file makes stage 0 fail, with the file named.
     sf.write(next((data / "../test").resolve().rglob("*.wav")), np.zeros(16000, np.float32), 16000)
-    r = _run("bash", "recipes/custom/run.sh", "--data", str(data), "--stop_stage", "0")
+    r = _run("bash", "recipes/custom/run.sh", "--data", str(data), "--exp", str(tmp_path / "exp"), "--stop_stage", "0")
     assert r.returncode == 1 and "ERROR   silent (1)" in r.stdout
 
 
