@@ -66,3 +66,22 @@ def test_custom_recipe_end_to_end(tmp_path):
     metrics = json.loads((tmp_path / "exp/xvector/scores_cosine/metrics.json").read_text())
     assert 0.0 <= metrics["eer"] <= 1.0
     assert "LDA + PLDA" in (tmp_path / "exp/results.md").read_text()
+
+
+@pytest.mark.slow
+def test_without_dev_trains_a_fixed_schedule_without_validation_warnings(tmp_path):
+    data = _prepare(tmp_path, speakers=8, utts=4)
+    for f in (data / "dev").iterdir():  # a corpus with train and test only
+        f.unlink()
+    (data / "dev").rmdir()
+    exp = tmp_path / "exp"
+    r = _run("bash", "recipes/custom/run.sh", "--data", str(data), "--exp", str(exp), "--stop_stage", "1",
+             "--targets", "10", "--nontargets", "10", "--crops", "20", "--min_epochs", "3", "--max_epochs", "3", "--",
+             *TINY_NET, "trainer.enable_progress_bar=false", "augment@data=none", timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "training 3 epochs without validation" in r.stdout
+    log = r.stdout + r.stderr
+    assert "val/eer" not in log, log[-3000:]  # no metric asked for that never comes, no per-epoch warning
+    assert "epoch 3/3" in log
+    ckpts = sorted(p.name for p in (exp / "xvector" / "checkpoints").iterdir())
+    assert ckpts == ["last.ckpt"], ckpts
