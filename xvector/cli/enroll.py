@@ -26,7 +26,6 @@ enrol from them. Errors exit with status 1 and a one-line message.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -64,27 +63,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _read_json(path: str | Path, what: str) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read {what} ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: {what} must be a JSON object")
-    return data
-
-
 def _scoring_files(args: argparse.Namespace) -> tuple[dict | None, dict | None]:
+    from xvector.inference.model_dir import check_calibration, read_json_object
+
     cal, thr = args.calibration, args.threshold
     if args.score_dir:
         d = Path(args.score_dir)
         cal = cal or ((d / "calibration.json") if (d / "calibration.json").is_file() else None)
         thr = thr or ((d / "threshold.json") if (d / "threshold.json").is_file() else None)
-    cal = _read_json(cal, "calibration") if cal else None
-    thr = _read_json(thr, "threshold") if thr else None
+    cal = read_json_object(cal, "calibration") if cal else None
+    thr = read_json_object(thr, "threshold") if thr else None
     if cal is not None:
-        from xvector.inference.model_dir import check_calibration
-
         cal = check_calibration(cal, str(args.calibration or args.score_dir))
     if thr is not None:
         thr.setdefault("on", "score")

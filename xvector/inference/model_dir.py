@@ -145,7 +145,8 @@ def init_checkpoint(path: str | os.PathLike, config: Mapping, seed: int = 0) -> 
     return path
 
 
-def _read_json(path: Path, what: str) -> dict:
+def read_json_object(path: str | os.PathLike, what: str) -> dict:
+    """The JSON object in ``path``; a ``ValueError`` naming the file (and ``what``) otherwise."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
@@ -198,7 +199,7 @@ def check_replaceable(out: Path, ckpt_path: str | os.PathLike) -> None:
 def _as_dict(value: Mapping | str | os.PathLike, what: str) -> tuple[dict, str]:
     if isinstance(value, Mapping):
         return dict(value), what
-    return _read_json(Path(value), what), str(value)
+    return read_json_object(Path(value), what), str(value)
 
 
 def write_model_dir(
@@ -345,9 +346,9 @@ def load_model_dir(path: str | os.PathLike, map_location: str = "cpu") -> ModelD
             raise ValueError(f"{path / MEAN_FILE}: the mean holds NaN or infinite values")
     cal = thr = None
     if (path / CALIBRATION_FILE).is_file():
-        cal = check_calibration(_read_json(path / CALIBRATION_FILE, "calibration"), str(path / CALIBRATION_FILE))
+        cal = check_calibration(read_json_object(path / CALIBRATION_FILE, "calibration"), str(path / CALIBRATION_FILE))
     if (path / THRESHOLD_FILE).is_file():
-        thr = check_threshold(_read_json(path / THRESHOLD_FILE, "threshold"), cal is not None, str(path / THRESHOLD_FILE))
+        thr = check_threshold(read_json_object(path / THRESHOLD_FILE, "threshold"), cal is not None, str(path / THRESHOLD_FILE))
         # a threshold.json copied in by hand from another scoring run is caught here too
         check_scored_with(thr, str(path / THRESHOLD_FILE), mean, str(path / MEAN_FILE), warn_missing=False)
     return ModelDir(embedder, cfg, mean, cal, thr, path)
