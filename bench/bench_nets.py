@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     ref = results["ecapa512"]
     lines = [
         "# Nets: training step and extraction speed beside ECAPA-TDNN", "",
-        f"Command: `python bench/bench_nets.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip() + "  ",
+        f"Command: `{' '.join(['python bench/bench_nets.py', *(argv if argv is not None else sys.argv[1:])])}`  ",
         f"Machine: {machine_line()}", "",
         "Training step: forward + AAM loss (1000 classes) + backward + Adam, 32 × 2 s of 80-dim features, fp32. "
         "Extraction: 16 × 10 s, Kaldi fbank 80 included, inference form (`for_inference`). Each value: median "
