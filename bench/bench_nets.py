@@ -131,6 +131,7 @@ def bench_speechbrain(repeats: int) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     table = nets()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", nargs="+", choices=sorted(table), default=list(table))
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     ref = results["ecapa512"]
     lines = [
         "# Nets: training step and extraction speed beside ECAPA-TDNN", "",
-        f"Command: `{' '.join(['python bench/bench_nets.py', *(argv if argv is not None else sys.argv[1:])])}`  ",
+        f"Command: `{' '.join(['python', 'bench/bench_nets.py', *argv])}`  ",
         f"Machine: {machine_line()}", "",
         "Training step: forward + AAM loss (1000 classes) + backward + Adam, 32 × 2 s of 80-dim features, fp32. "
         "Extraction: 16 × 10 s, Kaldi fbank 80 included, inference form (`for_inference`). Each value: median "

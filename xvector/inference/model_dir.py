@@ -199,7 +199,7 @@ def check_replaceable(out: Path, ckpt_path: str | os.PathLike) -> None:
 def _as_dict(value: Mapping | str | os.PathLike, what: str) -> tuple[dict, str]:
     if isinstance(value, Mapping):
         return dict(value), what
-    return read_json_object(Path(value), what), str(value)
+    return read_json_object(value, what), str(value)
 
 
 def write_model_dir(
