@@ -23,7 +23,9 @@ exp=exp/custom
 experiment=custom_xvector_aam   # for thousands of speakers and a GPU: vox2_xvector_aam
 crops=60000        # training crops in all: epochs = crops / training utterances ...
 min_epochs=10      # ... but at least this many ...
-max_epochs=200     # ... and at most this many (a large corpus trains for min_epochs)
+max_epochs=200     # ... and at most this many (a large corpus trains for min_epochs) ...
+budget_min=10      # ... and no more than fit in this many minutes of training, timed on the
+                   # first epochs (the LR schedule shortened to match; 0: no budget)
 validations=5      # validation passes over dev during training (when there is a dev set)
 targets=5000
 nontargets=5000
@@ -41,6 +43,8 @@ n_utts=$(wc -l < "$data/train/wav.scp")
 epochs=$(( (crops + n_utts - 1) / n_utts ))
 epochs=$(( epochs < min_epochs ? min_epochs : (epochs > max_epochs ? max_epochs : epochs) ))
 schedule=(trainer.max_epochs="$epochs")
+budget=(callbacks.time_budget.minutes="$budget_min")
+[ "$budget_min" != 0 ] || budget=(callbacks.time_budget.minutes=null)
 if [ -n "$init_from" ]; then  # fine-tuning: the experiment's own (short) schedule, validated each epoch
   epochs=1 schedule=()
 fi
@@ -70,12 +74,14 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  echo "== stage 1: train ($experiment${schedule:+, $epochs epochs over $n_utts utterances}) -> $run_dir"
+  limit="at most $budget_min min of training (--budget_min)"
+  [ "$budget_min" != 0 ] || limit="no time budget"
+  echo "== stage 1: train ($experiment${schedule:+, $epochs epochs over $n_utts utterances}, $limit) -> $run_dir"
   init=()
   [ -z "$init_from" ] || init=(init_from="$init_from")
   xvector-train experiment="$experiment" data=custom paths.data_dir="$data" paths.output_dir="$run_dir" \
     paths.augment_dir="$exp/augment" data.sample_rate="$sample_rate" "${schedule[@]}" \
-    "${init[@]}" "${val[@]}" "${overrides[@]}"
+    "${budget[@]}" "${init[@]}" "${val[@]}" "${overrides[@]}"
 fi
 
 ckpt=$run_dir/checkpoints/last.ckpt

@@ -82,5 +82,6 @@ def test_without_dev_trains_a_fixed_schedule_without_validation_warnings(tmp_pat
     log = r.stdout + r.stderr
     assert "val/eer" not in log, log[-3000:]  # no metric asked for that never comes, no per-epoch warning
     assert "epoch 3/3" in log
+    assert "at most 10 min of training" in r.stdout and "time budget 10.0 min: all 3 epochs fit" in log
     ckpts = sorted(p.name for p in (exp / "xvector" / "checkpoints").iterdir())
     assert ckpts == ["last.ckpt"], ckpts

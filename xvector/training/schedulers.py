@@ -1,7 +1,11 @@
 """Learning-rate schedules stepped once per optimizer step.
 
 Each factory takes the optimizer and the run's total number of steps (which the Lightning
-module supplies at run time), so configs need not know corpus or batch sizes.
+module supplies at run time), so configs need not know corpus or batch sizes. The step → factor
+functions are small objects with a ``total_steps`` attribute rather than closures, for two
+reasons: ``LambdaLR`` saves and restores an object's attributes with its state (a closure's are
+lost), and :class:`xvector.training.time_budget.TimeBudget` can shorten a run after it started
+by setting ``total_steps`` (the warm-up keeps its length).
 """
 
 from __future__ import annotations
@@ -10,6 +14,20 @@ import math
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
+
+
+class WarmupCosineFactor:
+    """Step → learning-rate factor: linear warm-up over ``warmup`` steps, then a cosine from 1
+    to ``final_lr_frac`` at ``total_steps`` (held after it)."""
+
+    def __init__(self, total_steps: int, warmup: int, final_lr_frac: float) -> None:
+        self.total_steps, self.warmup, self.final_lr_frac = total_steps, warmup, final_lr_frac
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        progress = min(1.0, (step - self.warmup) / max(1, self.total_steps - self.warmup))
+        return self.final_lr_frac + (1 - self.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_frac: float = 0.05, final_lr_frac: float = 0.01) -> LambdaLR:
@@ -22,15 +40,20 @@ def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_frac: float = 0
         >>> [round(s.lr_lambdas[0](t), 3) for t in (0, 10, 100)]
         [0.1, 1.0, 0.01]
     """
-    warmup = max(1, int(round(warmup_frac * total_steps)))
+    return LambdaLR(optimizer, WarmupCosineFactor(total_steps, max(1, int(round(warmup_frac * total_steps))), final_lr_frac))
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return final_lr_frac + (1 - final_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress))
 
-    return LambdaLR(optimizer, factor)
+class ExponentialFactor:
+    """Step → learning-rate factor: linear warm-up over ``warmup`` steps, then exponential decay
+    from 1 to ``final_lr_frac`` at ``total_steps`` (held after it)."""
+
+    def __init__(self, total_steps: int, warmup: int, final_lr_frac: float) -> None:
+        self.total_steps, self.warmup, self.final_lr_frac = total_steps, warmup, final_lr_frac
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        return self.final_lr_frac ** min(1.0, (step - self.warmup) / max(1, self.total_steps - self.warmup))
 
 
 def exponential_decay(
@@ -47,11 +70,4 @@ def exponential_decay(
         >>> [round(s.lr_lambdas[0](t), 3) for t in (0, 9, 10, 60, 110)]
         [0.1, 1.0, 1.0, 0.1, 0.01]
     """
-    warmup = int(round(warmup_frac * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return final_lr_frac ** min(1.0, (step - warmup) / max(1, total_steps - warmup))
-
-    return LambdaLR(optimizer, factor)
+    return LambdaLR(optimizer, ExponentialFactor(total_steps, int(round(warmup_frac * total_steps)), final_lr_frac))

@@ -1,0 +1,138 @@
+"""TimeBudget: the epochs that fit, the schedule shortened with them, the decision kept on resume.
+
+The clock is a fake one that each training step advances by one second, so the decision is
+exact: 4 batches per epoch make 4-second epochs.
+"""
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from xvector.training import time_budget
+from xvector.training.schedulers import WarmupCosineFactor, warmup_cosine
+from xvector.training.time_budget import TimeBudget
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _TinySystem(L.LightningModule):
+    def __init__(self, clock: _Clock) -> None:
+        super().__init__()
+        self.net = torch.nn.Linear(3, 2)
+        self.clock = clock
+        self.lrs: list[float] = []
+
+    def training_step(self, batch, batch_idx):
+        self.clock.now += 1.0
+        self.lrs.append(self.trainer.optimizers[0].param_groups[0]["lr"])
+        x, y = batch
+        return F.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=1.0)
+        scheduler = warmup_cosine(optimizer, total_steps=int(self.trainer.estimated_stepping_batches),
+                                  warmup_frac=0.1, final_lr_frac=0.01)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _loader() -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    return DataLoader(TensorDataset(torch.randn(8, 3, generator=g), torch.randint(0, 2, (8,), generator=g)), batch_size=2)
+
+
+def _trainer(tmp_path, budget: TimeBudget, max_epochs: int, **kw) -> L.Trainer:
+    return L.Trainer(max_epochs=max_epochs, callbacks=[budget], logger=False, enable_progress_bar=False,
+                     enable_model_summary=False, default_root_dir=tmp_path, **kw)
+
+
+def _rates(shortened: WarmupCosineFactor) -> list[float]:
+    """The 28 rates of the cut run: the 80-step schedule's for the 12 steps before the decision
+    (after epoch 3), the shortened one's from step 12 on."""
+    planned = WarmupCosineFactor(total_steps=80, warmup=8, final_lr_frac=0.01)
+    return [planned(s) for s in range(12)] + [shortened(s) for s in range(12, 28)]
+
+
+@pytest.fixture
+def clock(monkeypatch) -> _Clock:
+    c = _Clock()
+    monkeypatch.setattr(time_budget.time, "perf_counter", c)
+    return c
+
+
+def test_epochs_that_fit_known_values():
+    b = TimeBudget(minutes=1.0)
+    assert b.epochs_that_fit(epochs_done=3, elapsed_sec=12.0, epoch_sec=4.0) == 3 + 12  # 48 s left
+    assert b.epochs_that_fit(epochs_done=3, elapsed_sec=59.0, epoch_sec=4.0) == 3       # < 1 epoch left
+    assert b.epochs_that_fit(epochs_done=3, elapsed_sec=75.0, epoch_sec=4.0) == 3       # overrun already
+    with pytest.raises(ValueError, match="minutes must be positive"):
+        TimeBudget(minutes=0)
+    with pytest.raises(ValueError, match="probe_epochs"):
+        TimeBudget(minutes=1, probe_epochs=0)
+
+
+def test_cuts_epochs_and_anneals_over_the_ones_that_fit(tmp_path, clock):
+    """30 s budget, 4 s epochs: after 3 probe epochs (12 s) 4 more fit, so 7 of the 20 run, and
+    the cosine reaches its final rate at the 28th and last step instead of the 80th."""
+    budget = TimeBudget(minutes=0.5, probe_epochs=3)
+    system = _TinySystem(clock)
+    trainer = _trainer(tmp_path, budget, max_epochs=20)
+    trainer.fit(system, train_dataloaders=_loader())
+    assert budget.decided_max_epochs == 7
+    assert trainer.current_epoch == 7 and len(system.lrs) == 28
+    factor = trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0]
+    assert factor.total_steps == 28 and factor.warmup == 8  # the warm-up kept its 10 % of 80 steps
+    torch.testing.assert_close(torch.tensor(system.lrs), torch.tensor(_rates(factor)))
+    assert factor(28) == pytest.approx(0.01)
+    assert clock.now <= 30.0
+
+
+def test_a_budget_that_fits_changes_nothing(tmp_path, clock):
+    budget = TimeBudget(minutes=10.0)
+    system = _TinySystem(clock)
+    trainer = _trainer(tmp_path, budget, max_epochs=5)
+    trainer.fit(system, train_dataloaders=_loader())
+    assert budget.decided_max_epochs == 5 and trainer.current_epoch == 5
+    assert trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0].total_steps == 20
+
+
+def test_off_by_default(tmp_path, clock):
+    budget = TimeBudget()
+    trainer = _trainer(tmp_path, budget, max_epochs=4)
+    trainer.fit(_TinySystem(clock), train_dataloaders=_loader())
+    assert budget.decided_max_epochs is None and trainer.current_epoch == 4
+
+
+def test_resume_keeps_the_decision_and_the_shortened_schedule(tmp_path, clock):
+    """Killed after epoch 5 of the 7 that fit: the resumed run (same config: 20 epochs) ends at 7,
+    on the same learning rates as an uninterrupted run."""
+    first = TimeBudget(minutes=0.5)
+    system = _TinySystem(clock)
+
+    class _StopAfter(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch + 1 == 5:
+                trainer.should_stop = True
+
+    trainer = _trainer(tmp_path, first, max_epochs=20)
+    trainer.callbacks.append(_StopAfter())
+    trainer.fit(system, train_dataloaders=_loader())
+    assert first.decided_max_epochs == 7 and trainer.current_epoch == 5
+    ckpt = tmp_path / "killed.ckpt"
+    trainer.save_checkpoint(ckpt)
+
+    resumed_budget = TimeBudget(minutes=0.5)
+    resumed = _TinySystem(clock)
+    trainer2 = _trainer(tmp_path, resumed_budget, max_epochs=20)
+    trainer2.fit(resumed, train_dataloaders=_loader(), ckpt_path=ckpt)
+    assert resumed_budget.decided_max_epochs == 7 and trainer2.current_epoch == 7
+    factor = trainer2.lr_scheduler_configs[0].scheduler.lr_lambdas[0]
+    assert factor.total_steps == 28 and factor.warmup == 8
+    torch.testing.assert_close(torch.tensor(system.lrs + resumed.lrs), torch.tensor(_rates(factor)))

@@ -1,0 +1,130 @@
+"""Time budget: train the epochs that fit in a wall-clock budget, with the whole schedule.
+
+A recipe that promises "≤ 12 minutes of training" cannot know the machine: a slower host or a
+busier one makes a fixed epoch count overrun. ``Trainer(max_time=...)`` stops in time but cuts
+the learning-rate schedule where it stands (a cosine still at half its rate). This callback
+instead times the first ``probe_epochs`` epochs and, if ``max_epochs`` would not fit in
+``minutes``, lowers ``max_epochs`` to the epochs that do and shortens the step-wise learning-rate
+schedule to match (``total_steps`` of :mod:`xvector.training.schedulers`' factors; the warm-up
+keeps its length), so the run still anneals to its final rate. It never adds epochs: on a fast
+machine the configured schedule runs as it is.
+
+The clock starts when fitting starts (after the data and net are built), so the budget covers
+the sanity check, the training epochs and the validation passes met so far; an epoch's time is
+the median of the probe epochs after the first (which also pays for worker start-up). One
+decision is made, then kept (it is saved in checkpoints, so a resumed run keeps it; a run killed
+before deciding measures again after the resume, from the resume). From config::
+
+    callbacks:
+      time_budget:
+        _target_: xvector.training.time_budget.TimeBudget
+        minutes: 10
+
+Example:
+    >>> TimeBudget(minutes=10).epochs_that_fit(epochs_done=3, elapsed_sec=40.0, epoch_sec=4.5)
+    127
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import time
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+log = logging.getLogger(__name__)
+
+
+class TimeBudget(Callback):
+    """Lower ``max_epochs`` (and the learning-rate schedule with it) to what fits in ``minutes``.
+
+    Args:
+        minutes: wall-clock budget of the fit; ``None`` turns the callback off.
+        probe_epochs: epochs timed before deciding (≥ 2: the first one is not used for the
+            epoch time unless it is the only one).
+    """
+
+    def __init__(self, minutes: float | None = None, probe_epochs: int = 3) -> None:
+        super().__init__()
+        if minutes is not None and not minutes > 0:
+            raise ValueError(f"time budget: minutes must be positive, got {minutes}")
+        if probe_epochs < 1:
+            raise ValueError(f"time budget: probe_epochs must be >= 1, got {probe_epochs}")
+        self.minutes = minutes
+        self.probe_epochs = probe_epochs
+        self.decided_max_epochs: int | None = None
+        self._fit_start = 0.0
+        self._epoch_start = 0.0
+        self._durations: list[float] = []
+
+    def epochs_that_fit(self, epochs_done: int, elapsed_sec: float, epoch_sec: float) -> int:
+        """Epochs in all (done + still to run) that fit the budget after ``elapsed_sec``, at
+        ``epoch_sec`` per epoch; never fewer than ``epochs_done``."""
+        left = self.minutes * 60.0 - elapsed_sec
+        more = math.floor(left / epoch_sec) if epoch_sec > 0 and left > 0 else 0
+        return epochs_done + max(0, more)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.minutes is None:
+            return
+        self._fit_start = time.perf_counter()
+        self._durations = []
+        if self.decided_max_epochs is not None:  # resumed after the decision: keep it
+            trainer.fit_loop.max_epochs = min(trainer.max_epochs, self.decided_max_epochs)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.minutes is None or self.decided_max_epochs is not None:
+            return
+        now = time.perf_counter()
+        self._durations.append(now - self._epoch_start)
+        if len(self._durations) < self.probe_epochs:
+            return
+        epoch_sec = statistics.median(self._durations[1:] or self._durations)
+        done = trainer.current_epoch + 1
+        planned = trainer.max_epochs
+        fit = min(planned, self.epochs_that_fit(done, now - self._fit_start, epoch_sec))
+        self.decided_max_epochs = fit
+        if fit >= planned:
+            log.info("time budget %.1f min: all %d epochs fit (%.1f s each)", self.minutes, planned, epoch_sec)
+            return
+        trainer.fit_loop.max_epochs = fit
+        shortened = _shorten_schedules(trainer, fit / planned)
+        log.info(
+            "time budget %.1f min: %d of the %d epochs fit (%.1f s each); training %d epochs%s",
+            self.minutes, fit, planned, epoch_sec, fit,
+            ", the learning-rate schedule shortened to match" if shortened
+            else (" (this learning-rate schedule cannot be shortened: it stops where it stands)"
+                  if trainer.lr_scheduler_configs else ""),
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"decided_max_epochs": self.decided_max_epochs}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.decided_max_epochs = state_dict.get("decided_max_epochs")
+
+
+def _shorten_schedules(trainer: L.Trainer, fraction: float) -> bool:
+    """Scale ``total_steps`` of every step-wise schedule factor by ``fraction`` and set the
+    current rates from the shortened schedule; True if any factor could be shortened."""
+    found = False
+    for config in trainer.lr_scheduler_configs:
+        scheduler = config.scheduler
+        factors = getattr(scheduler, "lr_lambdas", [])
+        if not any(hasattr(f, "total_steps") for f in factors):
+            continue
+        for factor in factors:
+            if hasattr(factor, "total_steps"):
+                factor.total_steps = max(1, round(factor.total_steps * fraction))
+        for group, base, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, factors):
+            group["lr"] = base * factor(scheduler.last_epoch)
+        scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+        found = True
+    return found
