@@ -27,6 +27,7 @@ max_epochs=200     # ... and at most this many (a large corpus trains for min_ep
 budget_min=10      # ... and no more than fit in this many minutes of training, timed on the
                    # first epochs (the LR schedule shortened to match; 0: no budget)
 validations=5      # validation passes over dev during training (when there is a dev set)
+average=0          # >0: keep K checkpoints over the last 20 % of the epochs and extract with their average
 targets=5000
 nontargets=5000
 sample_rate=16000
@@ -61,6 +62,14 @@ else
 fi
 run_dir=$exp/xvector
 mkdir -p "$exp"
+ckpt=$run_dir/checkpoints/last.ckpt
+keep=()
+if [ "$average" -gt 0 ]; then  # periodic checkpoints every (epochs / 5 / K) epochs: K of them span the last 20 %
+  step=$(( epochs / (5 * average) ))
+  keep=(callbacks.periodic_checkpoint.save_top_k="$average" +callbacks.periodic_checkpoint.every_n_epochs=$(( step > 0 ? step : 1 ))
+        +callbacks.periodic_checkpoint.save_on_train_epoch_end=true)
+  ckpt=$run_dir/averaged.ckpt
+fi
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   echo "== stage 0: trial lists and validation"
@@ -81,10 +90,14 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   [ -z "$init_from" ] || init=(init_from="$init_from")
   xvector-train experiment="$experiment" data=custom paths.data_dir="$data" paths.output_dir="$run_dir" \
     paths.augment_dir="$exp/augment" data.sample_rate="$sample_rate" "${schedule[@]}" \
-    "${budget[@]}" "${init[@]}" "${val[@]}" "${overrides[@]}"
+    "${budget[@]}" "${keep[@]}" "${init[@]}" "${val[@]}" "${overrides[@]}"
+  if [ "$average" -gt 0 ]; then  # step<N>.ckpt names are zero-padded: name order is step order
+    mapfile -t periodic < <(ls "$run_dir"/checkpoints/step*.ckpt | tail -n "$average")
+    python scripts/average_checkpoints.py "${periodic[@]}" --out "$ckpt"
+  fi
+  # the checkpoint the later stages (and recipes/robust) embed with
+  echo "$ckpt" > "$run_dir/model_path.tmp" && mv "$run_dir/model_path.tmp" "$run_dir/model_path"
 fi
-
-ckpt=$run_dir/checkpoints/last.ckpt
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   echo "== stage 2: extract embeddings"
   xvector-extract ckpt_path="$ckpt" wav_scp="$data/test/wav.scp" output="$run_dir/test.npz"
