@@ -10,7 +10,7 @@
 # without it training runs its fixed schedule without validation). Stages: 0 trial lists (for
 # dev/test that have none) and validation of every data dir, 1 train, 2 extract, 3 score.
 #
-# The defaults (configs/experiment/custom_xvector_aam.yaml, and the schedule below) were chosen
+# The defaults (configs/experiment/custom_ecapa_aam.yaml, and the schedule below) were chosen
 # on the dev splits of the robustness benchmark (recipes/robust/README.md): corpora of other
 # voices, levels, silences, channels and noise than the synthetic recipe's.
 set -euo pipefail
@@ -20,7 +20,7 @@ stage=0
 stop_stage=3
 data=data/custom
 exp=exp/custom
-experiment=custom_xvector_aam   # for thousands of speakers and a GPU: vox2_xvector_aam
+experiment=custom_ecapa_aam    # custom_xvector_aam: the half-width x-vector; thousands of speakers and a GPU: vox2_xvector_aam
 crops=60000        # training crops in all: epochs = crops / training utterances ...
 min_epochs=10      # ... but at least this many ...
 max_epochs=200     # ... and at most this many (a large corpus trains for min_epochs) ...

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from tests.conftest import TINY_NET
 from xvector.data.lists import read_trials
@@ -85,3 +86,27 @@ def test_without_dev_trains_a_fixed_schedule_without_validation_warnings(tmp_pat
     assert "at most 10 min of training" in r.stdout and "time budget 10.0 min: all 3 epochs fit" in log
     ckpts = sorted(p.name for p in (exp / "xvector" / "checkpoints").iterdir())
     assert ckpts == ["last.ckpt"], ckpts
+
+
+@pytest.mark.slow
+def test_average_extracts_with_the_mean_of_the_last_checkpoints(tmp_path):
+    """--average 2 over 4 epochs: the periodic checkpoints of epochs 3 and 4 are kept, their mean
+    is the model stage 2 embeds with (model_path names it)."""
+    data = _prepare(tmp_path, speakers=8, utts=4)
+    exp = tmp_path / "exp"
+    r = _run("bash", "recipes/custom/run.sh", "--data", str(data), "--exp", str(exp), "--stop_stage", "2",
+             "--targets", "10", "--nontargets", "10", "--crops", "20", "--min_epochs", "4", "--max_epochs", "4",
+             "--average", "2", "--", *TINY_NET, "trainer.enable_progress_bar=false", "augment@data=none", timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run = exp / "xvector"
+    assert (run / "model_path").read_text().strip() == str(run / "averaged.ckpt")
+    periodic = sorted((run / "checkpoints").glob("step*.ckpt"))
+    assert len(periodic) == 2
+    states = [torch.load(p, map_location="cpu", weights_only=False) for p in periodic]
+    assert [s["epoch"] for s in states] == [2, 3]  # 0-based: epochs 3 and 4
+    averaged = torch.load(run / "averaged.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    floats = [k for k, v in averaged.items() if v.is_floating_point()]
+    assert floats
+    for key in floats:
+        torch.testing.assert_close(averaged[key], (states[0]["state_dict"][key] + states[1]["state_dict"][key]) / 2)
+    assert (run / "test.npz").is_file() and (run / "train.npz").is_file()

@@ -29,9 +29,10 @@ class _TinySystem(L.LightningModule):
         self.net = torch.nn.Linear(3, 2)
         self.clock = clock
         self.lrs: list[float] = []
+        self.step_sec = {}  # epoch -> seconds per step (default 1)
 
     def training_step(self, batch, batch_idx):
-        self.clock.now += 1.0
+        self.clock.now += self.step_sec.get(self.current_epoch, 1.0)
         self.lrs.append(self.trainer.optimizers[0].param_groups[0]["lr"])
         x, y = batch
         return F.cross_entropy(self.net(x), y)
@@ -92,6 +93,19 @@ def test_cuts_epochs_and_anneals_over_the_ones_that_fit(tmp_path, clock):
     torch.testing.assert_close(torch.tensor(system.lrs), torch.tensor(_rates(factor)))
     assert factor(28) == pytest.approx(0.01)
     assert clock.now <= 30.0
+
+
+def test_epochs_that_slow_down_shorten_the_run_again(tmp_path, clock):
+    """Decided 7 epochs at 4 s; epochs 4 and 5 take 8 s: after epoch 4 (20 s spent, median of
+    the last three 4 s) 6 fit, after epoch 5 (28 s, median 8 s) none more: it stops at 5, in budget."""
+    budget = TimeBudget(minutes=0.5, probe_epochs=3)
+    system = _TinySystem(clock)
+    system.step_sec = {3: 2.0, 4: 2.0, 5: 2.0, 6: 2.0}
+    trainer = _trainer(tmp_path, budget, max_epochs=20)
+    trainer.fit(system, train_dataloaders=_loader())
+    assert budget.decided_max_epochs == 5 and trainer.current_epoch == 5
+    assert clock.now == 28.0
+    assert trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0].total_steps == 20
 
 
 def test_a_budget_that_fits_changes_nothing(tmp_path, clock):

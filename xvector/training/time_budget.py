@@ -11,9 +11,11 @@ machine the configured schedule runs as it is.
 
 The clock starts when fitting starts (after the data and net are built), so the budget covers
 the sanity check, the training epochs and the validation passes met so far; an epoch's time is
-the median of the probe epochs after the first (which also pays for worker start-up). One
-decision is made, then kept (it is saved in checkpoints, so a resumed run keeps it; a run killed
-before deciding measures again after the resume, from the resume). From config::
+the median of the probe epochs after the first (which also pays for worker start-up). After
+that decision the estimate is renewed at every epoch's end from the median of the last
+``probe_epochs`` epochs, and the run is shortened again if it would overrun (never lengthened).
+The decision is saved in checkpoints, so a resumed run keeps it (a run killed before deciding
+measures again after the resume, from the resume). From config::
 
     callbacks:
       time_budget:
@@ -80,19 +82,24 @@ class TimeBudget(Callback):
         self._epoch_start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.minutes is None or self.decided_max_epochs is not None:
+        if self.minutes is None:
             return
         now = time.perf_counter()
         self._durations.append(now - self._epoch_start)
-        if len(self._durations) < self.probe_epochs:
+        if self.decided_max_epochs is None and len(self._durations) < self.probe_epochs:
             return
-        epoch_sec = statistics.median(self._durations[1:] or self._durations)
+        # Probe epochs after the first one; later, the last few epochs (epochs can slow down as
+        # a run goes on: a busier host, a warmer CPU), so the estimate follows them.
+        recent = self._durations[1:] if self.decided_max_epochs is None else self._durations[-self.probe_epochs:]
+        epoch_sec = statistics.median(recent or self._durations)
         done = trainer.current_epoch + 1
         planned = trainer.max_epochs
         fit = min(planned, self.epochs_that_fit(done, now - self._fit_start, epoch_sec))
+        first = self.decided_max_epochs is None
         self.decided_max_epochs = fit
         if fit >= planned:
-            log.info("time budget %.1f min: all %d epochs fit (%.1f s each)", self.minutes, planned, epoch_sec)
+            if first:
+                log.info("time budget %.1f min: all %d epochs fit (%.1f s each)", self.minutes, planned, epoch_sec)
             return
         trainer.fit_loop.max_epochs = fit
         shortened = _shorten_schedules(trainer, fit / planned)
