@@ -44,8 +44,8 @@ n_utts=$(wc -l < "$data/train/wav.scp")
 epochs=$(( (crops + n_utts - 1) / n_utts ))
 epochs=$(( epochs < min_epochs ? min_epochs : (epochs > max_epochs ? max_epochs : epochs) ))
 schedule=(trainer.max_epochs="$epochs")
-budget=(callbacks.time_budget.minutes="$budget_min")
-[ "$budget_min" != 0 ] || budget=(callbacks.time_budget.minutes=null)
+budget=(callbacks.time_budget.minutes="$budget_min") limit="at most $budget_min min of training (--budget_min)"
+[ "$budget_min" != 0 ] || { budget=(callbacks.time_budget.minutes=null); limit="no time budget"; }
 if [ -n "$init_from" ]; then  # fine-tuning: the experiment's own (short) schedule, validated each epoch
   epochs=1 schedule=()
 fi
@@ -83,8 +83,6 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  limit="at most $budget_min min of training (--budget_min)"
-  [ "$budget_min" != 0 ] || limit="no time budget"
   echo "== stage 1: train ($experiment${schedule:+, $epochs epochs over $n_utts utterances}, $limit) -> $run_dir"
   init=()
   [ -z "$init_from" ] || init=(init_from="$init_from")

@@ -16,9 +16,9 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 
-class WarmupCosineFactor:
-    """Step → learning-rate factor: linear warm-up over ``warmup`` steps, then a cosine from 1
-    to ``final_lr_frac`` at ``total_steps`` (held after it)."""
+class _WarmupFactor:
+    """Step → learning-rate factor: linear warm-up over ``warmup`` steps, then ``decay(progress)``
+    from 1 to ``final_lr_frac`` as progress goes 0 → 1 at ``total_steps`` (held after it)."""
 
     def __init__(self, total_steps: int, warmup: int, final_lr_frac: float) -> None:
         self.total_steps, self.warmup, self.final_lr_frac = total_steps, warmup, final_lr_frac
@@ -26,7 +26,16 @@ class WarmupCosineFactor:
     def __call__(self, step: int) -> float:
         if step < self.warmup:
             return (step + 1) / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, self.total_steps - self.warmup))
+        return self.decay(min(1.0, (step - self.warmup) / max(1, self.total_steps - self.warmup)))
+
+    def decay(self, progress: float) -> float:
+        raise NotImplementedError
+
+
+class WarmupCosineFactor(_WarmupFactor):
+    """Warm-up, then a cosine from 1 to ``final_lr_frac``."""
+
+    def decay(self, progress: float) -> float:
         return self.final_lr_frac + (1 - self.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -43,17 +52,11 @@ def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_frac: float = 0
     return LambdaLR(optimizer, WarmupCosineFactor(total_steps, max(1, int(round(warmup_frac * total_steps))), final_lr_frac))
 
 
-class ExponentialFactor:
-    """Step → learning-rate factor: linear warm-up over ``warmup`` steps, then exponential decay
-    from 1 to ``final_lr_frac`` at ``total_steps`` (held after it)."""
+class ExponentialFactor(_WarmupFactor):
+    """Warm-up, then exponential decay from 1 to ``final_lr_frac``."""
 
-    def __init__(self, total_steps: int, warmup: int, final_lr_frac: float) -> None:
-        self.total_steps, self.warmup, self.final_lr_frac = total_steps, warmup, final_lr_frac
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        return self.final_lr_frac ** min(1.0, (step - self.warmup) / max(1, self.total_steps - self.warmup))
+    def decay(self, progress: float) -> float:
+        return self.final_lr_frac ** progress
 
 
 def exponential_decay(

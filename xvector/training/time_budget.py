@@ -46,8 +46,8 @@ class TimeBudget(Callback):
 
     Args:
         minutes: wall-clock budget of the fit; ``None`` turns the callback off.
-        probe_epochs: epochs timed before deciding (≥ 2: the first one is not used for the
-            epoch time unless it is the only one).
+        probe_epochs: epochs timed before deciding (the first one is not used for the epoch
+            time unless it is the only one).
     """
 
     def __init__(self, minutes: float | None = None, probe_epochs: int = 3) -> None:
@@ -67,8 +67,7 @@ class TimeBudget(Callback):
         """Epochs in all (done + still to run) that fit the budget after ``elapsed_sec``, at
         ``epoch_sec`` per epoch; never fewer than ``epochs_done``."""
         left = self.minutes * 60.0 - elapsed_sec
-        more = math.floor(left / epoch_sec) if epoch_sec > 0 and left > 0 else 0
-        return epochs_done + max(0, more)
+        return epochs_done + (math.floor(left / epoch_sec) if epoch_sec > 0 and left > 0 else 0)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.minutes is None:
