@@ -30,6 +30,10 @@ class _TinySystem(L.LightningModule):
         self.clock = clock
         self.lrs: list[float] = []
         self.step_sec = {}  # epoch -> seconds per step (default 1)
+        self.val_step_sec = 3.0
+
+    def validation_step(self, batch, batch_idx):
+        self.clock.now += self.val_step_sec
 
     def training_step(self, batch, batch_idx):
         self.clock.now += self.step_sec.get(self.current_epoch, 1.0)
@@ -47,6 +51,11 @@ class _TinySystem(L.LightningModule):
 def _loader() -> DataLoader:
     g = torch.Generator().manual_seed(0)
     return DataLoader(TensorDataset(torch.randn(8, 3, generator=g), torch.randint(0, 2, (8,), generator=g)), batch_size=2)
+
+
+def _val_loader() -> DataLoader:
+    """Two validation batches: a 6 s pass at 3 s a step."""
+    return DataLoader(TensorDataset(torch.randn(4, 3), torch.zeros(4, dtype=torch.long)), batch_size=2)
 
 
 def _trainer(tmp_path, budget: TimeBudget, max_epochs: int, **kw) -> L.Trainer:
@@ -96,8 +105,8 @@ def test_cuts_epochs_and_anneals_over_the_ones_that_fit(tmp_path, clock):
 
 
 def test_epochs_that_slow_down_shorten_the_run_again(tmp_path, clock):
-    """Decided 7 epochs at 4 s; epochs 4 and 5 take 8 s: after epoch 4 (20 s spent, median of
-    the last three 4 s) 6 fit, after epoch 5 (28 s, median 8 s) none more: it stops at 5, in budget."""
+    """Decided 7 epochs at 4 s; epochs 4 and 5 take 8 s: after epoch 4 (20 s spent, median 4 s)
+    6 fit, after epoch 5 (28 s spent) none more: it stops at 5, in budget."""
     budget = TimeBudget(minutes=0.5, probe_epochs=3)
     system = _TinySystem(clock)
     system.step_sec = {3: 2.0, 4: 2.0, 5: 2.0, 6: 2.0}
@@ -106,6 +115,33 @@ def test_epochs_that_slow_down_shorten_the_run_again(tmp_path, clock):
     assert budget.decided_max_epochs == 5 and trainer.current_epoch == 5
     assert clock.now == 28.0
     assert trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0].total_steps == 20
+
+
+def test_a_few_slow_epochs_do_not_cut_the_run_for_good(tmp_path, clock):
+    """60 s, 4 s epochs, the 5th and 6th take 8 s (another job for a while): the median over the
+    last 9 epochs stays 4 s, so 13 epochs run and end at 60 s. A median of the last 3 would have
+    said 8 s after the 6th and stopped at 9, with 16 s unspent."""
+    budget = TimeBudget(minutes=1.0, probe_epochs=3)
+    system = _TinySystem(clock)
+    system.step_sec = {4: 2.0, 5: 2.0}
+    trainer = _trainer(tmp_path, budget, max_epochs=20)
+    trainer.fit(system, train_dataloaders=_loader())
+    assert budget.decided_max_epochs == 13 and trainer.current_epoch == 13
+    assert clock.now == 60.0
+    with pytest.raises(ValueError, match="renew_window"):
+        TimeBudget(minutes=1, renew_window=0)
+
+
+def test_validation_passes_are_spread_over_the_epochs(tmp_path, clock):
+    """4 s epochs and a 6 s validation pass every 3rd epoch: the pass is not an epoch of 10 s
+    (the median of 4, 10 would say 7 s and stop at 4 epochs, 8 s unspent) but 2 s per epoch
+    done: after epoch 3 (18 s) 5 fit, and the renewals (5.5, 5.2 s) keep 5, ending at 26 s."""
+    budget = TimeBudget(minutes=0.5, probe_epochs=3)
+    system = _TinySystem(clock)
+    trainer = _trainer(tmp_path, budget, max_epochs=20, check_val_every_n_epoch=3, num_sanity_val_steps=0)
+    trainer.fit(system, train_dataloaders=_loader(), val_dataloaders=_val_loader())
+    assert budget.decided_max_epochs == 5 and trainer.current_epoch == 5
+    assert clock.now == 26.0
 
 
 def test_a_budget_that_fits_changes_nothing(tmp_path, clock):

@@ -10,10 +10,15 @@ keeps its length), so the run still anneals to its final rate. It never adds epo
 machine the configured schedule runs as it is.
 
 The clock starts when fitting starts (after the data and net are built), so the budget covers
-the sanity check, the training epochs and the validation passes met so far; an epoch's time is
-the median of the probe epochs after the first (which also pays for worker start-up). After
-that decision the estimate is renewed at every epoch's end from the median of the last
-``probe_epochs`` epochs, and the run is shortened again if it would overrun (never lengthened).
+the sanity check, the training epochs and the validation passes met so far. An epoch's cost is
+its training time - the median of the probe epochs after the first (which also pays for worker
+start-up), validation excluded - plus the validation time spent so far spread over the epochs
+done (a pass every 25 epochs costs each epoch 1/25 of a pass, not the whole pass in the epoch it
+falls in). After that decision the estimate is renewed at every epoch's end from the median of
+the last ``renew_window`` epochs, and the run is shortened again if it would overrun (never
+lengthened). The window is long enough that a few slow epochs (another job on the host for a
+minute) do not cut a run for good, and the elapsed time is always the clock's, so a lasting
+slowdown still shortens the run in time.
 The decision is saved in checkpoints, so a resumed run keeps it (a run killed before deciding
 measures again after the resume, from the resume). From config::
 
@@ -48,20 +53,27 @@ class TimeBudget(Callback):
         minutes: wall-clock budget of the fit; ``None`` turns the callback off.
         probe_epochs: epochs timed before deciding (the first one is not used for the epoch
             time unless it is the only one).
+        renew_window: epochs whose median training time renews the estimate after the decision.
     """
 
-    def __init__(self, minutes: float | None = None, probe_epochs: int = 3) -> None:
+    def __init__(self, minutes: float | None = None, probe_epochs: int = 3, renew_window: int = 9) -> None:
         super().__init__()
         if minutes is not None and not minutes > 0:
             raise ValueError(f"time budget: minutes must be positive, got {minutes}")
         if probe_epochs < 1:
             raise ValueError(f"time budget: probe_epochs must be >= 1, got {probe_epochs}")
+        if renew_window < 1:
+            raise ValueError(f"time budget: renew_window must be >= 1, got {renew_window}")
         self.minutes = minutes
         self.probe_epochs = probe_epochs
+        self.renew_window = renew_window
         self.decided_max_epochs: int | None = None
         self._fit_start = 0.0
         self._epoch_start = 0.0
-        self._durations: list[float] = []
+        self._durations: list[float] = []  # training time of each epoch, validation excluded
+        self._val_start = 0.0
+        self._epoch_val_sec = 0.0  # validation inside the current epoch
+        self._val_sec = 0.0  # all validation passes of this fit (not the sanity check)
 
     def epochs_that_fit(self, epochs_done: int, elapsed_sec: float, epoch_sec: float) -> int:
         """Epochs in all (done + still to run) that fit the budget after ``elapsed_sec``, at
@@ -74,24 +86,38 @@ class TimeBudget(Callback):
             return
         self._fit_start = time.perf_counter()
         self._durations = []
+        self._val_sec = 0.0
         if self.decided_max_epochs is not None:  # resumed after the decision: keep it
             trainer.fit_loop.max_epochs = min(trainer.max_epochs, self.decided_max_epochs)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
+        self._epoch_val_sec = 0.0
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.minutes is None or trainer.sanity_checking:
+            return
+        spent = time.perf_counter() - self._val_start
+        self._epoch_val_sec += spent
+        self._val_sec += spent
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.minutes is None:
             return
         now = time.perf_counter()
-        self._durations.append(now - self._epoch_start)
+        self._durations.append(now - self._epoch_start - self._epoch_val_sec)
         if self.decided_max_epochs is None and len(self._durations) < self.probe_epochs:
             return
         # Probe epochs after the first one; later, the last few epochs (epochs can slow down as
         # a run goes on: a busier host, a warmer CPU), so the estimate follows them.
-        recent = self._durations[1:] if self.decided_max_epochs is None else self._durations[-self.probe_epochs:]
-        epoch_sec = statistics.median(recent or self._durations)
+        recent = self._durations[1:] if self.decided_max_epochs is None else self._durations[-self.renew_window:]
         done = trainer.current_epoch + 1
+        # validation amortised over the epochs this fit ran (a resumed fit counts from its resume)
+        val_per_epoch = self._val_sec / len(self._durations)
+        epoch_sec = statistics.median(recent or self._durations) + val_per_epoch
         planned = trainer.max_epochs
         fit = min(planned, self.epochs_that_fit(done, now - self._fit_start, epoch_sec))
         first = self.decided_max_epochs is None
