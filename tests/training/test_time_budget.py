@@ -30,10 +30,6 @@ class _TinySystem(L.LightningModule):
         self.clock = clock
         self.lrs: list[float] = []
         self.step_sec = {}  # epoch -> seconds per step (default 1)
-        self.val_step_sec = 3.0
-
-    def validation_step(self, batch, batch_idx):
-        self.clock.now += self.val_step_sec
 
     def training_step(self, batch, batch_idx):
         self.clock.now += self.step_sec.get(self.current_epoch, 1.0)
@@ -46,6 +42,13 @@ class _TinySystem(L.LightningModule):
         scheduler = warmup_cosine(optimizer, total_steps=int(self.trainer.estimated_stepping_batches),
                                   warmup_frac=0.1, final_lr_frac=0.01)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class _ValidatingSystem(_TinySystem):
+    """_TinySystem with a validation step of 3 s."""
+
+    def validation_step(self, batch, batch_idx):
+        self.clock.now += 3.0
 
 
 def _loader() -> DataLoader:
@@ -137,7 +140,7 @@ def test_validation_passes_are_spread_over_the_epochs(tmp_path, clock):
     (the median of 4, 10 would say 7 s and stop at 4 epochs, 8 s unspent) but 2 s per epoch
     done: after epoch 3 (18 s) 5 fit, and the renewals (5.5, 5.2 s) keep 5, ending at 26 s."""
     budget = TimeBudget(minutes=0.5, probe_epochs=3)
-    system = _TinySystem(clock)
+    system = _ValidatingSystem(clock)
     trainer = _trainer(tmp_path, budget, max_epochs=20, check_val_every_n_epoch=3, num_sanity_val_steps=0)
     trainer.fit(system, train_dataloaders=_loader(), val_dataloaders=_val_loader())
     assert budget.decided_max_epochs == 5 and trainer.current_epoch == 5
