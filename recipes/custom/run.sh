@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Custom-corpus recipe: any data prepared with scripts/prepare_dir.py → trials → validate →
-# train an x-vector → extract → score (cosine, and LDA + PLDA) → EER/minDCF. See README.md.
+# train an x-vector → extract → score (cosine, and LDA + PLDA on the training embeddings and
+# corrupted copies of them) → EER/minDCF, the primary back end chosen on dev. See README.md.
 #
 #   bash recipes/custom/run.sh --data data/mycorpus                      # all stages
 #   bash recipes/custom/run.sh --data data/mycorpus --stage 2 --stop_stage 3
@@ -8,7 +9,9 @@
 #
 # Expects <data>/train and <data>/test (and <data>/dev for validation EER during training;
 # without it training runs its fixed schedule without validation). Stages: 0 trial lists (for
-# dev/test that have none) and validation of every data dir, 1 train, 2 extract, 3 score.
+# dev/test that have none) and validation of every data dir, 1 train, 2 extract (and corrupt one
+# copy of each training utterance for the PLDA), 3 score test (and dev, which picks the primary
+# back end: results.md lists it first).
 #
 # The defaults (configs/experiment/custom_ecapa_aam.yaml, and the schedule below) were chosen
 # on the dev splits of the robustness benchmark (recipes/robust/README.md): corpora of other
@@ -28,6 +31,11 @@ budget_min=10      # ... and no more than fit in this many minutes of training, 
                    # first epochs (the LR schedule shortened to match; 0: no budget)
 validations=5      # validation passes over dev during training (when there is a dev set)
 average=0          # >0: keep K checkpoints over the last 20 % of the epochs and extract with their average
+plda_copies=1      # corrupted copies of each training utterance (reverb / noise / music / babble, the
+                   # training augmentation's kinds) the PLDA also trains on, as Kaldi's; 0: clean only
+plda_augment_config=configs/augment/synthetic.yaml  # their kinds and SNRs (stand-ins made under <exp>/augment)
+plda_speakers=100  # without a dev set, the primary back end is PLDA from this many training speakers
+                   # (else cosine); with one, the back end with the lower dev EER
 targets=5000
 nontargets=5000
 sample_rate=16000
@@ -100,15 +108,49 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   echo "== stage 2: extract embeddings"
   xvector-extract ckpt_path="$ckpt" wav_scp="$data/test/wav.scp" output="$run_dir/test.npz"
   xvector-extract ckpt_path="$ckpt" wav_scp="$data/train/wav.scp" output="$run_dir/train.npz"
+  [ ! -d "$data/dev" ] || xvector-extract ckpt_path="$ckpt" wav_scp="$data/dev/wav.scp" output="$run_dir/dev.npz"
+  if [ "$plda_copies" -gt 0 ]; then
+    [ -f "$exp/train_aug/wav.scp" ] || python scripts/augment_data_dir.py "$data/train" "$exp/train_aug" \
+      --augment-dir "$exp/augment" --config "$plda_augment_config" --copies "$plda_copies" --sample-rate "$sample_rate"
+    xvector-extract ckpt_path="$ckpt" wav_scp="$exp/train_aug/wav.scp" output="$run_dir/train_aug.npz"
+  fi
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "== stage 3: scoring: cosine (training mean subtracted), and LDA + PLDA"
-  xvector-score embeddings="$run_dir/test.npz" trials="$data/test/trials" \
-    mean_embeddings="$run_dir/train.npz" output_dir="$run_dir/scores_cosine"
-  xvector-score backend=plda train_embeddings="$run_dir/train.npz" train_utt2spk="$data/train/utt2spk" \
-    embeddings="$run_dir/test.npz" trials="$data/test/trials" output_dir="$run_dir/scores_plda"
+  plda_train=(train_embeddings="$run_dir/train.npz" train_utt2spk="$data/train/utt2spk")
+  plda_name="LDA + PLDA"
+  if [ "$plda_copies" -gt 0 ]; then  # the clean embeddings and those of their corrupted copies
+    plda_train=(train_embeddings="['$run_dir/train.npz','$run_dir/train_aug.npz']"
+                train_utt2spk="['$data/train/utt2spk','$exp/train_aug/utt2spk']")
+    plda_name="LDA + PLDA (trained on clean + corrupted copies)"
+  fi
+  declare -A backend_args=([cosine]="mean_embeddings=$run_dir/train.npz" [plda]="backend=plda")
+  declare -A backend_name=([cosine]="cosine (training mean subtracted)" [plda]="$plda_name")
+  for b in cosine plda; do
+    extra=()
+    [ "$b" = cosine ] || extra=("${plda_train[@]}")
+    xvector-score "${backend_args[$b]}" "${extra[@]}" embeddings="$run_dir/test.npz" trials="$data/test/trials" \
+      output_dir="$run_dir/scores_$b"
+    [ ! -d "$data/dev" ] || xvector-score "${backend_args[$b]}" "${extra[@]}" embeddings="$run_dir/dev.npz" \
+      trials="$data/dev/trials" output_dir="$run_dir/dev_scores_$b"
+  done
+  # The primary back end: the one with the lower EER on dev; without a dev set, by the number of
+  # training speakers (the robustness benchmark: cosine won with 24, PLDA on clean + corrupted
+  # copies with 240; recipes/custom/README.md)
+  n_spk=$(awk '{print $2}' "$data/train/utt2spk" | sort -u | wc -l)
+  if [ -d "$data/dev" ]; then
+    primary=$(python -c 'import json, sys; e = [json.load(open(p))["eer"] for p in sys.argv[1:]]; print("plda" if e[1] < e[0] else "cosine")' \
+      "$run_dir/dev_scores_cosine/metrics.json" "$run_dir/dev_scores_plda/metrics.json")
+    why="the lower EER on $data/dev"
+  else
+    primary=cosine; [ "$n_spk" -lt "$plda_speakers" ] || primary=plda
+    why="no dev set: $n_spk training speakers, PLDA from $plda_speakers (--plda_speakers)"
+  fi
+  echo "$primary" > "$run_dir/primary_backend.tmp" && mv "$run_dir/primary_backend.tmp" "$run_dir/primary_backend"
+  echo "primary back end: ${backend_name[$primary]} ($why)"
+  other=plda; [ "$primary" = cosine ] || other=cosine
   python scripts/results_table.py --out "$exp/results.md" \
-    "x-vector ($experiment), cosine=$run_dir/scores_cosine/metrics.json" \
-    "x-vector ($experiment), LDA + PLDA=$run_dir/scores_plda/metrics.json"
+    "x-vector ($experiment), ${backend_name[$primary]}: primary ($why)=$run_dir/scores_$primary/metrics.json" \
+    "x-vector ($experiment), ${backend_name[$other]}=$run_dir/scores_$other/metrics.json"
 fi

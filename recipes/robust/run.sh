@@ -55,6 +55,12 @@ for v in "${corpora[@]}"; do
     # shellcheck disable=SC2086
     python scripts/make_robust_corpus.py --out "$d" --voices "$v" --seed "${corpus_seed[$v]}" $corpus_args > "$e/corpus.json"
   fi
+  if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ ! -f "$d/train_aug/wav.scp" ]; then
+    # one corrupted copy of each training utterance (reverb / noise / music / babble of the
+    # training augmentation's stand-ins): every system's PLDA is also trained on them
+    echo "== stage 0: augmented copies of $d/train -> $d/train_aug"
+    python scripts/augment_data_dir.py "$d/train" "$d/train_aug" --augment-dir "$e/augment"
+  fi
   if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     echo "== stage 1: xvector via recipes/custom/run.sh ($v)"
     t=$(timer)
@@ -75,6 +81,8 @@ for v in "${corpora[@]}"; do
   fi
   if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     if python -c "import speechbrain" 2> /dev/null; then
+      train_aug=""
+      [ ! -f "$d/train_aug/wav.scp" ] || train_aug=$d/train_aug/wav.scp
       for pv in $peer_variants; do
         case $pv in
           plain) sub=speechbrain; aug=() ;;
@@ -86,7 +94,7 @@ for v in "${corpora[@]}"; do
         echo "== stage 4: SpeechBrain x-vector, $pv ($v, budget $budget_min min)"
         python recipes/robust/local/speechbrain_xvector.py --train-dir "$d/train" --out "$e/$sub/eval" \
           ${peer_epochs:+--epochs "$peer_epochs"} --time-budget-min "$budget_min" --threads 2 "${aug[@]}" $peer_args \
-          --embed train="$d/train/wav.scp" --embed "$split"="$d/$split/wav.scp" \
+          --embed train="$d/train/wav.scp" ${train_aug:+--embed train_aug="$train_aug"} --embed "$split"="$d/$split/wav.scp" \
           --embed "${split}_noisy"="$d/${split}_noisy/wav.scp"
         python -c "import json, sys; print(round(json.load(open(sys.argv[1]))['train_sec']))" \
           "$e/$sub/eval/train_summary.json" > "$e/$sub/train_seconds"

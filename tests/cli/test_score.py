@@ -178,6 +178,35 @@ def test_plda_backend_needs_training_data(plda_inputs):
     assert not (root / "out" / "metrics.json").exists()
 
 
+def test_plda_trains_on_several_embedding_files(plda_inputs):
+    """train_embeddings=[a,b] with train_utt2spk=[a,b] fits what one concatenated file fits
+    (the clean training embeddings beside those of their augmented copies)."""
+    root = plda_inputs
+    from xvector.embeddings import load_embeddings
+
+    ids, emb = load_embeddings(root / "train.npz")
+    lines = (root / "utt2spk").read_text().splitlines(keepends=True)
+    save_embeddings(root / "a.npz", ids[:120], emb[:120])
+    save_embeddings(root / "b.npz", ids[120:], emb[120:])
+    (root / "a_utt2spk").write_text("".join(lines[:120]))
+    (root / "b_utt2spk").write_text("".join(lines[120:]))
+    one = score_embeddings(make_cfg(root, backend="plda", **{"backend.lda_dim": 4},
+                                    train_embeddings=root / "train.npz", train_utt2spk=root / "utt2spk"))
+    one_scores = read_scores(root / "out" / "scores")
+    two = score_embeddings(make_cfg(root, backend="plda", **{"backend.lda_dim": 4},
+                                    train_embeddings=f"[{root / 'a.npz'},{root / 'b.npz'}]",
+                                    train_utt2spk=f"[{root / 'a_utt2spk'},{root / 'b_utt2spk'}]"))
+    np.testing.assert_allclose(read_scores(root / "out" / "scores"), one_scores, rtol=1e-6, atol=1e-6)
+    assert two["eer"] == one["eer"]
+    with pytest.raises(ValueError, match="train_embeddings names 2 files and train_utt2spk 1"):
+        score_embeddings(make_cfg(root, backend="plda", train_embeddings=f"[{root / 'a.npz'},{root / 'b.npz'}]",
+                                  train_utt2spk=root / "utt2spk"))
+    # each file is checked against its own utt2spk, and the error names both
+    with pytest.raises(ValueError, match=r"a_utt2spk: no speaker for training utterance 'tr024-0' .*b\.npz"):
+        score_embeddings(make_cfg(root, backend="plda", train_embeddings=f"[{root / 'a.npz'},{root / 'b.npz'}]",
+                                  train_utt2spk=f"[{root / 'a_utt2spk'},{root / 'a_utt2spk'}]"))
+
+
 def test_cli_plda_backend(plda_inputs):
     root = plda_inputs
     out = root / "out"

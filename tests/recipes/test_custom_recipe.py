@@ -68,6 +68,20 @@ def test_custom_recipe_end_to_end(tmp_path):
     metrics = json.loads((tmp_path / "exp/xvector/scores_cosine/metrics.json").read_text())
     assert 0.0 <= metrics["eer"] <= 1.0
     assert "LDA + PLDA" in (tmp_path / "exp/results.md").read_text()
+    # the PLDA trained on the clean training embeddings and on one corrupted copy of each
+    n_train = len((data / "train" / "wav.scp").read_text().splitlines())
+    aug_scp = (tmp_path / "exp/train_aug/wav.scp").read_text().splitlines()
+    assert len(aug_scp) == n_train and all(line.split()[0].endswith("-aug1") for line in aug_scp)
+    plda_cfg = (tmp_path / "exp/xvector/scores_plda/.hydra_score/config.yaml").read_text()
+    assert "train_aug.npz" in plda_cfg and "train.npz" in plda_cfg and "train_aug/utt2spk" in plda_cfg
+    # the primary back end is the one with the lower dev EER, and results.md lists it first
+    run = tmp_path / "exp/xvector"
+    dev_eer = {b: json.loads((run / f"dev_scores_{b}/metrics.json").read_text())["eer"] for b in ("cosine", "plda")}
+    primary = (run / "primary_backend").read_text().strip()
+    assert primary == ("plda" if dev_eer["plda"] < dev_eer["cosine"] else "cosine")
+    first_row = (tmp_path / "exp/results.md").read_text().splitlines()[2]
+    assert ": primary (the lower EER on" in first_row and ("PLDA" in first_row) == (primary == "plda")
+    assert "primary back end: " in r.stdout
 
 
 @pytest.mark.slow
@@ -75,7 +89,7 @@ def test_without_dev_trains_a_fixed_schedule_without_validation_warnings(tmp_pat
     data = _prepare(tmp_path, speakers=8, utts=4)
     shutil.rmtree(data / "dev")  # a corpus with train and test only
     exp = tmp_path / "exp"
-    r = _run("bash", "recipes/custom/run.sh", "--data", str(data), "--exp", str(exp), "--stop_stage", "1",
+    r = _run("bash", "recipes/custom/run.sh", "--data", str(data), "--exp", str(exp),
              "--targets", "10", "--nontargets", "10", "--crops", "20", "--min_epochs", "3", "--max_epochs", "3", "--",
              *TINY_NET, "trainer.enable_progress_bar=false", "augment@data=none", timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -86,6 +100,9 @@ def test_without_dev_trains_a_fixed_schedule_without_validation_warnings(tmp_pat
     assert "at most 10 min of training" in r.stdout and "time budget 10.0 min: all 3 epochs fit" in log
     ckpts = sorted(p.name for p in (exp / "xvector" / "checkpoints").iterdir())
     assert ckpts == ["last.ckpt"], ckpts
+    # no dev set to choose the back end on: 5 training speakers (3 of 8 held out), fewer than --plda_speakers 100
+    assert "primary back end: cosine (training mean subtracted) (no dev set: 5 training speakers" in r.stdout
+    assert (exp / "xvector" / "primary_backend").read_text() == "cosine\n"
 
 
 @pytest.mark.slow

@@ -27,7 +27,9 @@ def test_robust_recipe_end_to_end(tmp_path):
                        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ours = json.loads((exp / "formant" / "xvector" / "eval" / "dev.json").read_text())
-    assert set(ours["results"]) == {f"{b}/{c}" for b in ("cosine", "asnorm", "plda") for c in ("clean", "same_lang", "noisy")}
+    backends = ("cosine", "asnorm", "plda", "plda_aug")  # plda_aug: trained on train + train_aug
+    assert set(ours["results"]) == {f"{b}/{c}" for b in backends for c in ("clean", "same_lang", "noisy")}
+    assert len((data / "formant" / "train_aug" / "wav.scp").read_text().splitlines()) == 4 * 3
     assert ours["lda_dim"] == 3  # 4 training speakers: LDA capped at speakers - 1
     assert all(0.0 <= m["eer"] <= 1.0 for m in ours["results"].values())
     assert (exp / "formant" / "mfcc" / "dev.json").is_file()
@@ -36,3 +38,4 @@ def test_robust_recipe_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     table = (exp / "results_dev.md").read_text()
     assert "| xvector | cosine (training mean subtracted) |" in table and "| mean MFCC, no training |" in table
+    assert "| mean MFCC, no training | LDA + PLDA, trained on clean + augmented copies |" in table

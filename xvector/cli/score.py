@@ -9,7 +9,8 @@ Config groups, each an object from ``_target_``:
 
 - ``backend``: a callable ``(ids, embeddings, trials, mean=None) -> scores``; one with a
   ``fit(x, labels)`` method is first trained on ``train_embeddings`` labelled by
-  ``train_utt2spk``;
+  ``train_utt2spk`` (each a path or a list of paths, paired in order: e.g. the training
+  embeddings and those of their corrupted copies, ``scripts/augment_data_dir.py``);
 - ``norm``: s-norm / AS-norm of cosine scores, the cohort built from the same training data;
 - ``calibration``: a score → LLR map fitted on ``dev_embeddings`` + ``dev_trials``.
 
@@ -35,7 +36,9 @@ with NaN/inf rows are refused, naming the file and utterance; errors are one lin
 from __future__ import annotations
 
 import json
+import os
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
@@ -67,28 +70,50 @@ from xvector.scoring.store import SpeakerStore
 log = logging.getLogger(__name__)
 
 
+def _as_paths(value: str | Sequence[str] | None) -> list[str]:
+    """A path or a list of them (``train_embeddings=[a.npz,b.npz]``) as a list."""
+    if value is None:
+        return []
+    return [str(value)] if isinstance(value, (str, os.PathLike)) else [str(v) for v in value]
+
+
 def load_training(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:
     """``(N, D)`` training embeddings and their ``(N,)`` speaker labels for a trained backend.
 
+    ``train_embeddings`` and ``train_utt2spk`` are each a path or a list of paths, paired in
+    order: e.g. the clean training embeddings and those of their augmented copies
+    (``scripts/augment_data_dir.py``), concatenated.
+
     Raises:
-        ValueError: when ``train_embeddings`` or ``train_utt2spk`` is unset, or naming the
-            utt2spk file and the utterance when a training id has no speaker.
+        ValueError: when ``train_embeddings`` or ``train_utt2spk`` is unset or the two lists
+            differ in length, or naming the utt2spk file and the utterance when a training id
+            has no speaker.
     """
     target = cfg.backend.get("_target_", "?")
-    if cfg.train_embeddings is None or cfg.train_utt2spk is None:
+    emb_paths, spk_paths = _as_paths(cfg.train_embeddings), _as_paths(cfg.train_utt2spk)
+    if not emb_paths or not spk_paths:
         raise ValueError(
             f"backend {target} is trained on labelled embeddings: set "
             "train_embeddings=<.npz> and train_utt2spk=<utt2spk file>"
         )
-    ids, emb = load_embeddings(cfg.train_embeddings)
-    utt2spk = read_kaldi_map(cfg.train_utt2spk)
-    missing = [utt for utt in ids if utt not in utt2spk]
-    if missing:
-        raise ValueError(
-            f"{cfg.train_utt2spk}: no speaker for training utterance {missing[0]!r} "
-            f"({len(missing)} of {len(ids)} ids in {cfg.train_embeddings} have none)"
-        )
-    return emb, np.array([utt2spk[utt] for utt in ids])
+    if len(emb_paths) != len(spk_paths):
+        raise ValueError(f"train_embeddings names {len(emb_paths)} files and train_utt2spk {len(spk_paths)}: "
+                         "give one utt2spk per embedding file, in the same order")
+    embs, labels = [], []
+    for emb_path, spk_path in zip(emb_paths, spk_paths):
+        ids, emb = load_embeddings(emb_path)
+        utt2spk = read_kaldi_map(spk_path)
+        missing = [utt for utt in ids if utt not in utt2spk]
+        if missing:
+            raise ValueError(
+                f"{spk_path}: no speaker for training utterance {missing[0]!r} "
+                f"({len(missing)} of {len(ids)} ids in {emb_path} have none)"
+            )
+        if embs and emb.shape[1] != embs[0].shape[1]:
+            raise ValueError(f"{emb_path}: embedding dim {emb.shape[1]} differs from {embs[0].shape[1]} in {emb_paths[0]}")
+        embs.append(emb)
+        labels.extend(utt2spk[utt] for utt in ids)
+    return np.concatenate(embs), np.array(labels)
 
 
 def _mean(path: str | None) -> np.ndarray | None:

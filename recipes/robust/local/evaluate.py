@@ -11,7 +11,10 @@ Embeddings of ``train`` and of ``<split>`` / ``<split>_noisy`` are written to ``
 then three trial lists are scored: ``<split>/trials`` (clean), ``<split>/trials_same_lang`` and
 ``<split>_noisy/trials``, each with cosine after subtracting the training-embedding mean and with
 AS-norm of those cosine scores (top 100 of the training utterances as cohort), and with
-centre → LDA (capped at speakers − 1) → PLDA. Metrics go to ``<exp>/<split>.json``: one entry per
+centre → LDA (capped at speakers − 1) → PLDA, trained on the training embeddings and, when the
+corpus has ``train_aug`` (corrupted copies of ``train``, ``scripts/augment_data_dir.py``), once
+more on those and their copies' together (back end ``plda_aug``, as Kaldi trains its PLDA on
+augmented data). Metrics go to ``<exp>/<split>.json``: one entry per
 (back end, condition) with EER and minDCF(0.01); PLDA scores are uncalibrated LLRs, so no Cllr
 or actDCF is reported for them.
 """
@@ -54,9 +57,14 @@ def embedder_for(args: argparse.Namespace) -> torch.nn.Module:
     return xvector.load_model(args.model).embedder
 
 
-def embed(args: argparse.Namespace, dirs: list[str]) -> dict[str, float]:
-    """Write ``<exp>/<dir>.npz`` for every dir that has none yet; returns seconds per dir."""
+def embed(args: argparse.Namespace, dirs: list[str], optional: tuple[str, ...] = ()) -> dict[str, float]:
+    """Write ``<exp>/<dir>.npz`` for every dir that has none yet; returns seconds per dir.
+
+    With ``--embeddings-only`` the ``optional`` dirs may be missing (their back ends are left out).
+    """
     todo = [d for d in dirs if not (Path(args.exp) / f"{d}.npz").is_file()]
+    if args.embeddings_only:
+        todo = [d for d in todo if d not in optional]
     if todo and args.embeddings_only:
         raise SystemExit(f"--embeddings-only: missing {[str(Path(args.exp) / f'{d}.npz') for d in todo]}")
     times = {}
@@ -78,6 +86,13 @@ def score(args: argparse.Namespace) -> dict:
     mean = train_emb.mean(0)
     n_spk = len(set(labels.tolist()))
     chain = KaldiChain(lda_dim=min(200, n_spk - 1)).fit(train_emb, labels)
+    backends = {"plda": chain}
+    if (exp / "train_aug.npz").is_file():  # the same chain on the clean and the corrupted copies
+        aug_ids, aug_emb = load_embeddings(exp / "train_aug.npz")
+        aug2spk = read_kaldi_map(data / "train_aug" / "utt2spk")
+        aug_labels = np.array([aug2spk[u] for u in aug_ids])
+        backends["plda_aug"] = KaldiChain(lda_dim=min(200, n_spk - 1)).fit(
+            np.concatenate([train_emb, aug_emb]), np.concatenate([labels, aug_labels]))
     # AS-norm against the training utterances (a small corpus has few speakers to average).
     norm = ScoreNorm(top_k=min(100, len(train_ids)), cohort="utterances").fit(train_emb, labels, mean=mean)
     out = {"lda_dim": int(chain.transform(train_emb[:1]).shape[1]), "results": {}}
@@ -87,8 +102,9 @@ def score(args: argparse.Namespace) -> dict:
         trials = read_trials(data / folder / trials_name)
         y = trial_labels(trials)
         cos = score_trials(ids, emb, trials, mean=mean)
-        for backend, scores in (("cosine", cos), ("asnorm", norm(cos, ids, emb, trials)),
-                                ("plda", chain.score(ids, emb, trials))):
+        scored = {"cosine": cos, "asnorm": norm(cos, ids, emb, trials),
+                  **{name: b.score(ids, emb, trials) for name, b in backends.items()}}
+        for backend, scores in scored.items():
             m = verification_metrics(scores, y, p_targets=(0.01,))
             out["results"][f"{backend}/{cond}"] = {"eer": float(m["eer"]), "min_dcf_0.01": float(m["min_dcf_0.01"]),
                                                    "trials": len(trials)}
@@ -108,7 +124,8 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     Path(args.exp).mkdir(parents=True, exist_ok=True)
-    times = embed(args, ["train", args.split, f"{args.split}_noisy"])
+    aug = ["train_aug"] if (Path(args.data) / "train_aug" / "wav.scp").is_file() else []
+    times = embed(args, ["train", *aug, args.split, f"{args.split}_noisy"], optional=("train_aug",))
     result = {"name": args.name or Path(args.exp).name, "split": args.split, "embed_seconds": times, **score(args)}
     atomic_write_text(Path(args.exp) / f"{args.split}.json", json.dumps(result, indent=2) + "\n")
     for key, m in result["results"].items():

@@ -18,7 +18,8 @@ from xvector.atomic import atomic_write_text
 SYSTEMS = (("xvector", "xvector/eval"), ("SpeechBrain x-vector", "speechbrain/eval"),
            ("SpeechBrain x-vector + its augmentation", "speechbrain_aug/eval"), ("mean MFCC, no training", "mfcc"))
 CONDITIONS = (("clean", "clean"), ("same-language", "same_lang"), ("noisy", "noisy"))
-BACKENDS = (("cosine", "cosine (training mean subtracted)"), ("asnorm", "cosine + AS-norm"), ("plda", "LDA + PLDA"))
+BACKENDS = (("cosine", "cosine (training mean subtracted)"), ("asnorm", "cosine + AS-norm"), ("plda", "LDA + PLDA"),
+            ("plda_aug", "LDA + PLDA, trained on clean + augmented copies"))
 
 
 def table(exp: Path, split: str, corpora: list[str]) -> str:
@@ -35,6 +36,8 @@ def table(exp: Path, split: str, corpora: list[str]) -> str:
             t = exp / c / Path(sub).parts[0] / "train_seconds"
             times.append(f"{int(t.read_text()) / 60:.1f}" if t.is_file() and sub != "mfcc" else "–")
         for key, backend in BACKENDS:
+            if not any(f"{key}/{cond}" in res[c] for c in corpora for _, cond in CONDITIONS):
+                continue
             cells = [f"{100 * res[c][f'{key}/{cond}']['eer']:.2f}" if f"{key}/{cond}" in res[c] else "–"
                      for c in corpora for _, cond in CONDITIONS]
             lines.append(f"| {system} | {backend} | {' / '.join(times)} min | " + " | ".join(cells) + " |")
