@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from xvector.atomic import atomic_output
+from xvector.data.lists import read_kaldi_map
 
 
 def save_embeddings(path: str | os.PathLike, ids: Sequence[str], embeddings: np.ndarray) -> None:
@@ -74,6 +75,40 @@ def load_embeddings(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
             "re-extract it or leave it out"
         )
     return ids, emb
+
+
+def load_labelled_embeddings(
+    pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(ids, (N, D) embeddings, (N,) speakers)`` of ``(embeddings .npz, utt2spk)`` pairs, concatenated.
+
+    What a trained back end fits on: e.g. the training embeddings and those of their corrupted
+    copies (``scripts/augment_data_dir.py``), each file labelled by its own utt2spk.
+
+    Raises:
+        ValueError: no pairs; naming the utt2spk file and the first utterance it has no speaker
+            for; naming the file whose embedding dim differs from the first file's.
+    """
+    if not pairs:
+        raise ValueError("no (embeddings, utt2spk) pairs to load")
+    all_ids: list[str] = []
+    embs, labels = [], []
+    for emb_path, spk_path in pairs:
+        ids, emb = load_embeddings(emb_path)
+        utt2spk = read_kaldi_map(spk_path)
+        missing = [utt for utt in ids if utt not in utt2spk]
+        if missing:
+            raise ValueError(
+                f"{spk_path}: no speaker for training utterance {missing[0]!r} "
+                f"({len(missing)} of {len(ids)} ids in {emb_path} have none)"
+            )
+        if embs and emb.shape[1] != embs[0].shape[1]:
+            raise ValueError(f"{emb_path}: embedding dim {emb.shape[1]} differs from {embs[0].shape[1]} "
+                             f"in {pairs[0][0]}")
+        all_ids.extend(ids)
+        embs.append(emb)
+        labels.extend(utt2spk[utt] for utt in ids)
+    return all_ids, np.concatenate(embs), np.array(labels)
 
 
 def embedding_mean(path: str | os.PathLike) -> np.ndarray:

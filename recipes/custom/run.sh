@@ -125,25 +125,22 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
                 train_utt2spk="['$data/train/utt2spk','$exp/train_aug/utt2spk']")
     plda_name="LDA + PLDA (trained on clean + corrupted copies)"
   fi
-  declare -A backend_args=([cosine]="mean_embeddings=$run_dir/train.npz" [plda]="backend=plda")
   declare -A backend_name=([cosine]="cosine (training mean subtracted)" [plda]="$plda_name")
-  for b in cosine plda; do
-    extra=()
-    [ "$b" = cosine ] || extra=("${plda_train[@]}")
-    xvector-score "${backend_args[$b]}" "${extra[@]}" embeddings="$run_dir/test.npz" trials="$data/test/trials" \
-      output_dir="$run_dir/scores_$b"
-    [ ! -d "$data/dev" ] || xvector-score "${backend_args[$b]}" "${extra[@]}" embeddings="$run_dir/dev.npz" \
-      trials="$data/dev/trials" output_dir="$run_dir/dev_scores_$b"
-  done
+  score_both() {  # <embeddings> <trials> <output prefix>: <prefix>cosine/ and <prefix>plda/
+    xvector-score mean_embeddings="$run_dir/train.npz" embeddings="$1" trials="$2" output_dir="${3}cosine"
+    xvector-score backend=plda "${plda_train[@]}" embeddings="$1" trials="$2" output_dir="${3}plda"
+  }
+  score_both "$run_dir/test.npz" "$data/test/trials" "$run_dir/scores_"
+  [ ! -d "$data/dev" ] || score_both "$run_dir/dev.npz" "$data/dev/trials" "$run_dir/dev_scores_"
   # The primary back end: the one with the lower EER on dev; without a dev set, by the number of
   # training speakers (the robustness benchmark: cosine won with 24, PLDA on clean + corrupted
   # copies with 96, 240 and 1000; recipes/robust/README.md)
-  n_spk=$(awk '{print $2}' "$data/train/utt2spk" | sort -u | wc -l)
   if [ -d "$data/dev" ]; then
     primary=$(python -c 'import json, sys; e = [json.load(open(p))["eer"] for p in sys.argv[1:]]; print("plda" if e[1] < e[0] else "cosine")' \
       "$run_dir/dev_scores_cosine/metrics.json" "$run_dir/dev_scores_plda/metrics.json")
     why="the lower EER on $data/dev"
   else
+    n_spk=$(awk '{print $2}' "$data/train/utt2spk" | sort -u | wc -l)
     primary=cosine; [ "$n_spk" -lt "$plda_speakers" ] || primary=plda
     why="no dev set: $n_spk training speakers, PLDA from $plda_speakers (--plda_speakers)"
   fi

@@ -97,16 +97,12 @@ def _backend(args: argparse.Namespace, dim: int, model_mean: np.ndarray | None):
         raise ValueError("--backend plda needs --train-embeddings and --train-utt2spk")
     if args.mean_embeddings:
         raise ValueError("--mean-embeddings applies to cosine; the PLDA back end centres on its training mean")
-    from xvector.data.lists import read_kaldi_map
+    from xvector.embeddings import load_labelled_embeddings
     from xvector.scoring.lda import KaldiChain
 
-    ids, emb = load_embeddings(args.train_embeddings)
-    utt2spk = read_kaldi_map(args.train_utt2spk)
-    missing = [u for u in ids if u not in utt2spk]
-    if missing:
-        raise ValueError(f"{args.train_utt2spk}: no speaker for training utterance {missing[0]!r}")
+    _, emb, labels = load_labelled_embeddings([(args.train_embeddings, args.train_utt2spk)])
     try:
-        chain = KaldiChain(args.lda_dim, args.plda_iter).fit(emb, np.array([utt2spk[u] for u in ids]))
+        chain = KaldiChain(args.lda_dim, args.plda_iter).fit(emb, labels)
     except ValueError as err:
         raise ValueError(f"{args.train_embeddings}: {err}") from None
     return PLDABackend.from_chain(chain)

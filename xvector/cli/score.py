@@ -36,8 +36,8 @@ with NaN/inf rows are refused, naming the file and utterance; errors are one lin
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,8 +51,8 @@ from xvector.atomic import atomic_write_text
 from xvector.cli import help as _help  # noqa: F401 - registers the --help resolvers
 from xvector.cli.errors import one_line_errors
 from xvector.data.enrollment import check_model_trials, read_enroll_map
-from xvector.data.lists import read_kaldi_map, read_trials
-from xvector.embeddings import embedding_mean, load_embeddings, mean_fingerprint
+from xvector.data.lists import read_trials
+from xvector.embeddings import embedding_mean, load_embeddings, load_labelled_embeddings, mean_fingerprint
 from xvector.metrics import (
     c_primary,
     choose_threshold,
@@ -99,21 +99,8 @@ def load_training(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:
     if len(emb_paths) != len(spk_paths):
         raise ValueError(f"train_embeddings names {len(emb_paths)} files and train_utt2spk {len(spk_paths)}: "
                          "give one utt2spk per embedding file, in the same order")
-    embs, labels = [], []
-    for emb_path, spk_path in zip(emb_paths, spk_paths):
-        ids, emb = load_embeddings(emb_path)
-        utt2spk = read_kaldi_map(spk_path)
-        missing = [utt for utt in ids if utt not in utt2spk]
-        if missing:
-            raise ValueError(
-                f"{spk_path}: no speaker for training utterance {missing[0]!r} "
-                f"({len(missing)} of {len(ids)} ids in {emb_path} have none)"
-            )
-        if embs and emb.shape[1] != embs[0].shape[1]:
-            raise ValueError(f"{emb_path}: embedding dim {emb.shape[1]} differs from {embs[0].shape[1]} in {emb_paths[0]}")
-        embs.append(emb)
-        labels.extend(utt2spk[utt] for utt in ids)
-    return np.concatenate(embs), np.array(labels)
+    _, emb, labels = load_labelled_embeddings(list(zip(emb_paths, spk_paths)))
+    return emb, labels
 
 
 def _mean(path: str | None) -> np.ndarray | None:

@@ -46,7 +46,7 @@ def always_one_of(augment_cfg: Mapping[str, Any]) -> DictConfig:
     Raises:
         ValueError: if the config is not a ``xvector.data.augment.OneOf`` with transforms.
     """
-    cfg = OmegaConf.create(OmegaConf.to_container(OmegaConf.create(dict(augment_cfg)), resolve=False))
+    cfg = OmegaConf.create(augment_cfg)  # a copy: the caller's config stays as it was
     if not str(cfg.get("_target_", "")).endswith("augment.OneOf") or not cfg.get("transforms"):
         raise ValueError(f"augmentation config must be a xvector.data.augment.OneOf with transforms, got "
                          f"{cfg.get('_target_')!r}")

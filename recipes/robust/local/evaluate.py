@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from xvector.atomic import atomic_write_text
-from xvector.data.lists import read_kaldi_map, read_trials
-from xvector.embeddings import load_embeddings, save_embeddings
+from xvector.data.lists import read_trials
+from xvector.embeddings import load_embeddings, load_labelled_embeddings, save_embeddings
 from xvector.inference.extraction import embed_wav_scp
 from xvector.metrics import verification_metrics
 from xvector.scoring.cosine import score_trials, trial_labels
@@ -63,9 +63,7 @@ def embed(args: argparse.Namespace, dirs: list[str], optional: tuple[str, ...] =
     With ``--embeddings-only`` the ``optional`` dirs may be missing (their back ends are left out).
     """
     todo = [d for d in dirs if not (Path(args.exp) / f"{d}.npz").is_file()]
-    if args.embeddings_only:
-        todo = [d for d in todo if d not in optional]
-    if todo and args.embeddings_only:
+    if args.embeddings_only and (todo := [d for d in todo if d not in optional]):
         raise SystemExit(f"--embeddings-only: missing {[str(Path(args.exp) / f'{d}.npz') for d in todo]}")
     times = {}
     embedder = embedder_for(args) if todo else None
@@ -80,22 +78,17 @@ def embed(args: argparse.Namespace, dirs: list[str], optional: tuple[str, ...] =
 
 def score(args: argparse.Namespace) -> dict:
     exp, data = Path(args.exp), Path(args.data)
-    train_ids, train_emb = load_embeddings(exp / "train.npz")
-    utt2spk = read_kaldi_map(data / "train" / "utt2spk")
-    labels = np.array([utt2spk[u] for u in train_ids])
+    train_ids, train_emb, labels = load_labelled_embeddings([(exp / "train.npz", data / "train" / "utt2spk")])
     mean = train_emb.mean(0)
-    n_spk = len(set(labels.tolist()))
-    chain = KaldiChain(lda_dim=min(200, n_spk - 1)).fit(train_emb, labels)
-    backends = {"plda": chain}
+    lda_dim = min(200, len(set(labels.tolist())) - 1)
+    backends = {"plda": KaldiChain(lda_dim=lda_dim).fit(train_emb, labels)}
     if (exp / "train_aug.npz").is_file():  # the same chain on the clean and the corrupted copies
-        aug_ids, aug_emb = load_embeddings(exp / "train_aug.npz")
-        aug2spk = read_kaldi_map(data / "train_aug" / "utt2spk")
-        aug_labels = np.array([aug2spk[u] for u in aug_ids])
-        backends["plda_aug"] = KaldiChain(lda_dim=min(200, n_spk - 1)).fit(
-            np.concatenate([train_emb, aug_emb]), np.concatenate([labels, aug_labels]))
+        _, aug_emb, aug_labels = load_labelled_embeddings([(exp / "train_aug.npz", data / "train_aug" / "utt2spk")])
+        backends["plda_aug"] = KaldiChain(lda_dim=lda_dim).fit(np.concatenate([train_emb, aug_emb]),
+                                                              np.concatenate([labels, aug_labels]))
     # AS-norm against the training utterances (a small corpus has few speakers to average).
     norm = ScoreNorm(top_k=min(100, len(train_ids)), cohort="utterances").fit(train_emb, labels, mean=mean)
-    out = {"lda_dim": int(chain.transform(train_emb[:1]).shape[1]), "results": {}}
+    out = {"lda_dim": int(backends["plda"].transform(train_emb[:1]).shape[1]), "results": {}}
     for cond, (folder, trials_name) in CONDITIONS.items():
         folder = folder.format(split=args.split)
         ids, emb = load_embeddings(exp / f"{folder}.npz")
