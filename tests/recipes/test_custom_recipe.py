@@ -100,7 +100,7 @@ def test_without_dev_trains_a_fixed_schedule_without_validation_warnings(tmp_pat
     assert "at most 10 min of training" in r.stdout and "time budget 10.0 min: all 3 epochs fit" in log
     ckpts = sorted(p.name for p in (exp / "xvector" / "checkpoints").iterdir())
     assert ckpts == ["last.ckpt"], ckpts
-    # no dev set to choose the back end on: 5 training speakers (3 of 8 held out), fewer than --plda_speakers 50
+    # no dev set to choose the back end on: 5 training speakers (3 of 8 held out), fewer than --plda_speakers 64
     assert "primary back end: cosine (training mean subtracted) (no dev set: 5 training speakers" in r.stdout
     assert (exp / "xvector" / "primary_backend").read_text() == "cosine\n"
 
