@@ -24,11 +24,14 @@ stop_stage=3
 data=data/custom
 exp=exp/custom
 experiment=custom_ecapa_aam    # custom_xvector_aam: the half-width x-vector; thousands of speakers and a GPU: vox2_xvector_aam
-crops=60000        # training crops in all: epochs = crops / training utterances ...
+crops=60000        # training crops in all for a corpus of up to ...
+crops_utts=480     # ... this many utterances (above: crops * sqrt(utterances / crops_utts));
+                   # epochs = crops / training utterances ...
 min_epochs=10      # ... but at least this many ...
-max_epochs=200     # ... and at most this many (a large corpus trains for min_epochs) ...
-budget_min=10      # ... and no more than fit in this many minutes of training, timed on the
-                   # first epochs (the LR schedule shortened to match; 0: no budget)
+max_epochs=200     # ... and at most this many ...
+budget_min=auto    # ... and no more than fit in this many minutes of training, timed on the first
+                   # epochs (the LR schedule shortened to match; 0: no budget). auto: 10 up to
+                   # crops_utts utterances, none above (xvector/training/corpus_schedule.py)
 validations=5      # validation passes over dev during training (when there is a dev set)
 average=0          # >0: keep K checkpoints over the last 20 % of the epochs and extract with their average
 plda_copies=1      # corrupted copies of each training utterance (reverb / noise / music / babble, the
@@ -49,11 +52,12 @@ for d in train test; do
 done
 dirs=("$data/train" "$data/test")
 n_utts=$(wc -l < "$data/train/wav.scp")
-epochs=$(( (crops + n_utts - 1) / n_utts ))
-epochs=$(( epochs < min_epochs ? min_epochs : (epochs > max_epochs ? max_epochs : epochs) ))
+plan=$(python -m xvector.training.corpus_schedule --utts "$n_utts" --crops "$crops" --crops-utts "$crops_utts" \
+  --min-epochs "$min_epochs" --max-epochs "$max_epochs" --budget-min "$budget_min")
+read -r epochs minutes limit <<< "$plan"
 schedule=(trainer.max_epochs="$epochs")
-budget=(callbacks.time_budget.minutes="$budget_min") limit="at most $budget_min min of training (--budget_min)"
-[ "$budget_min" != 0 ] || { budget=(callbacks.time_budget.minutes=null); limit="no time budget"; }
+budget=(callbacks.time_budget.minutes="$minutes")
+[ "$minutes" != 0 ] || budget=(callbacks.time_budget.minutes=null)
 if [ -n "$init_from" ]; then  # fine-tuning: the experiment's own (short) schedule, validated each epoch
   epochs=1 schedule=()
 fi
