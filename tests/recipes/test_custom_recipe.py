@@ -113,7 +113,8 @@ def test_average_extracts_with_the_mean_of_the_last_checkpoints(tmp_path):
     exp = tmp_path / "exp"
     r = _run("bash", "recipes/custom/run.sh", "--data", str(data), "--exp", str(exp), "--stop_stage", "2",
              "--targets", "10", "--nontargets", "10", "--crops", "20", "--crops_utts", "10", "--min_epochs", "4",
-             "--max_epochs", "4", "--average", "2", "--", *TINY_NET, "trainer.enable_progress_bar=false", "augment@data=none", timeout=900)
+             "--max_epochs", "4", "--average", "2", "--", *TINY_NET, "trainer.enable_progress_bar=false",
+             "augment@data=none", timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     # 20 training utterances, more than --crops_utts 10: trained in full, without a time budget
     assert "4 epochs over 20 utterances, no time budget: 20 utterances, more than --crops_utts 10)" in r.stdout

@@ -46,20 +46,16 @@ class CorpusSchedule:
     reason: str
 
 
-def _budget(value: float | str | None) -> float | str | None:
-    """``"auto"``, or the minutes of a budget (``None`` for 0 or ``None``: no budget)."""
-    if value is None:
-        return None
+def _minutes(value: float | str | None) -> float | None:
+    """The minutes of a budget given as a number (or its text); ``None`` for 0 or ``None``."""
     if isinstance(value, str):
-        if value.strip().lower() == "auto":
-            return "auto"
         try:
             value = float(value)
         except ValueError:
             raise ValueError(f"budget_min: 'auto', 0 or a number of minutes, got {value!r}") from None
-    if not math.isfinite(value) or value < 0:
+    if value is not None and (not math.isfinite(value) or value < 0):
         raise ValueError(f"budget_min: 'auto', 0 or a positive number of minutes, got {value!r}")
-    return float(value) or None
+    return float(value) if value else None
 
 
 def corpus_schedule(
@@ -96,12 +92,12 @@ def corpus_schedule(
         raise ValueError(f"min_epochs ({min_epochs}) > max_epochs ({max_epochs})")
     total = crops * math.sqrt(max(1.0, n_utts / crops_utts))
     epochs = min(max(math.ceil(total / n_utts), min_epochs), max_epochs)
-    budget = _budget(budget_min)
-    if budget == "auto":
+    if isinstance(budget_min, str) and budget_min.strip().lower() == "auto":
         if n_utts > crops_utts:
             why = f"no time budget: {n_utts} utterances, more than --crops_utts {crops_utts}"
             return CorpusSchedule(epochs, None, why)
-        budget = float(auto_minutes)
+        budget_min = auto_minutes
+    budget = _minutes(budget_min)
     if budget is None:
         return CorpusSchedule(epochs, None, "no time budget (--budget_min 0)")
     return CorpusSchedule(epochs, budget, f"at most {budget:g} min of training (--budget_min)")
@@ -111,15 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     """Print ``<epochs> <budget minutes, 0 for none> <reason>`` on one line (for ``run.sh``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--utts", type=int, required=True, help="training utterances")
-    p.add_argument("--crops", type=int, default=60000)
-    p.add_argument("--crops-utts", type=int, default=480)
-    p.add_argument("--min-epochs", type=int, default=10)
-    p.add_argument("--max-epochs", type=int, default=200)
-    p.add_argument("--budget-min", default="auto", help="'auto', 0 (none) or minutes")
-    args = p.parse_args(argv)
+    # the others default to corpus_schedule's own defaults
+    for flag in ("--crops", "--crops-utts", "--min-epochs", "--max-epochs"):
+        p.add_argument(flag, type=int, default=argparse.SUPPRESS)
+    p.add_argument("--budget-min", default=argparse.SUPPRESS, help="'auto' (default), 0 (none) or minutes")
+    kwargs = vars(p.parse_args(argv))
     try:
-        s = corpus_schedule(args.utts, crops=args.crops, crops_utts=args.crops_utts, min_epochs=args.min_epochs,
-                            max_epochs=args.max_epochs, budget_min=args.budget_min)
+        s = corpus_schedule(kwargs.pop("utts"), **kwargs)
     except ValueError as e:
         p.error(str(e))
     print(s.epochs, f"{s.budget_min:g}" if s.budget_min else 0, s.reason)
