@@ -105,8 +105,9 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     mapfile -t periodic < <(ls "$run_dir"/checkpoints/step*.ckpt | tail -n "$average")
     python scripts/average_checkpoints.py "${periodic[@]}" --out "$ckpt"
   fi
-  # the checkpoint the later stages (and recipes/robust) embed with
-  echo "$ckpt" > "$run_dir/model_path.tmp" && mv "$run_dir/model_path.tmp" "$run_dir/model_path"
+  # the checkpoint the later stages (and recipes/robust) embed with, as an absolute path so that
+  # it still names the file when read from another directory or clone
+  realpath -m "$ckpt" > "$run_dir/model_path.tmp" && mv "$run_dir/model_path.tmp" "$run_dir/model_path"
 fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   echo "== stage 2: extract embeddings"

@@ -108,10 +108,11 @@ def test_without_dev_trains_a_fixed_schedule_without_validation_warnings(tmp_pat
 @pytest.mark.slow
 def test_average_extracts_with_the_mean_of_the_last_checkpoints(tmp_path):
     """--average 2 over 4 epochs: the periodic checkpoints of epochs 3 and 4 are kept, their mean
-    is the model stage 2 embeds with (model_path names it)."""
+    is the model stage 2 embeds with (model_path names it, as an absolute path though --exp is
+    given relative to the clone)."""
     data = _prepare(tmp_path, speakers=8, utts=4)
     exp = tmp_path / "exp"
-    r = _run("bash", "recipes/custom/run.sh", "--data", str(data), "--exp", str(exp), "--stop_stage", "2",
+    r = _run("bash", "recipes/custom/run.sh", "--data", str(data), "--exp", os.path.relpath(exp, REPO), "--stop_stage", "2",
              "--targets", "10", "--nontargets", "10", "--crops", "20", "--crops_utts", "10", "--min_epochs", "4",
              "--max_epochs", "4", "--average", "2", "--", *TINY_NET, "trainer.enable_progress_bar=false",
              "augment@data=none", timeout=900)
@@ -119,7 +120,7 @@ def test_average_extracts_with_the_mean_of_the_last_checkpoints(tmp_path):
     # 20 training utterances, more than --crops_utts 10: trained in full, without a time budget
     assert "4 epochs over 20 utterances, no time budget: 20 utterances, more than --crops_utts 10)" in r.stdout
     run = exp / "xvector"
-    assert (run / "model_path").read_text().strip() == str(run / "averaged.ckpt")
+    assert (run / "model_path").read_text().strip() == str((run / "averaged.ckpt").resolve())
     periodic = sorted((run / "checkpoints").glob("step*.ckpt"))
     assert len(periodic) == 2
     states = [torch.load(p, map_location="cpu", weights_only=False) for p in periodic]
