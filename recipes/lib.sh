@@ -35,3 +35,7 @@ parse_options() {
 export MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=1073741824
 
 timer() { date +%s; }
+
+# True when data dir $1 is complete (its wav.scp is written last) and holds $2 utterances, so a
+# dir of corrupted copies made for another --plda_copies is made again rather than reused.
+has_utts() { [ -f "$1/wav.scp" ] && [ "$(wc -l < "$1/wav.scp")" -eq "$2" ]; }

@@ -34,8 +34,9 @@ budget_min=auto    # ... and no more than fit in this many minutes of training, 
                    # crops_utts utterances, none above (xvector/training/corpus_schedule.py)
 validations=5      # validation passes over dev during training (when there is a dev set)
 average=0          # >0: keep K checkpoints over the last 20 % of the epochs and extract with their average
-plda_copies=1      # corrupted copies of each training utterance (reverb / noise / music / babble, the
+plda_copies=2      # corrupted copies of each training utterance (reverb / noise / music / babble, the
                    # training augmentation's kinds) the PLDA also trains on, as Kaldi's; 0: clean only
+                   # (2 beat 1 on dev and test at 96 and 240 speakers: recipes/robust/README.md)
 plda_augment_config=configs/augment/synthetic.yaml  # their kinds and SNRs (stand-ins made under <exp>/augment)
 plda_speakers=64   # without a dev set, the primary back end is PLDA from this many training speakers
                    # (else cosine: it won at 24 and 48, PLDA at 96 and more); with one, the lower dev EER
@@ -115,7 +116,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   xvector-extract ckpt_path="$ckpt" wav_scp="$data/train/wav.scp" output="$run_dir/train.npz"
   [ ! -d "$data/dev" ] || xvector-extract ckpt_path="$ckpt" wav_scp="$data/dev/wav.scp" output="$run_dir/dev.npz"
   if [ "$plda_copies" -gt 0 ]; then
-    [ -f "$exp/train_aug/wav.scp" ] || python scripts/augment_data_dir.py "$data/train" "$exp/train_aug" \
+    has_utts "$exp/train_aug" $(( plda_copies * n_utts )) || python scripts/augment_data_dir.py "$data/train" "$exp/train_aug" \
       --augment-dir "$exp/augment" --config "$plda_augment_config" --copies "$plda_copies" --sample-rate "$sample_rate"
     xvector-extract ckpt_path="$ckpt" wav_scp="$exp/train_aug/wav.scp" output="$run_dir/train_aug.npz"
   fi

@@ -28,6 +28,8 @@ corpus_args=""          # extra options of scripts/make_robust_corpus.py (e.g. "
 custom_args=""          # extra options of recipes/custom/run.sh (e.g. "--crops 30000")
 peer_args=""            # extra options of local/speechbrain_xvector.py
 peer_variants="plain augment"  # SpeechBrain's recipe as it runs by default, and with its augmentation
+plda_copies=2            # corrupted copies of each training utterance every system's PLDA also trains on
+                         # (train_aug; recipes/custom's --plda_copies)
 # shellcheck source=recipes/lib.sh
 . recipes/lib.sh
 parse_options "$@"
@@ -55,11 +57,12 @@ for v in "${corpora[@]}"; do
     # shellcheck disable=SC2086
     python scripts/make_robust_corpus.py --out "$d" --voices "$v" --seed "${corpus_seed[$v]}" $corpus_args > "$e/corpus.json"
   fi
-  if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ ! -f "$d/train_aug/wav.scp" ]; then
-    # one corrupted copy of each training utterance (reverb / noise / music / babble of the
+  if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ "$plda_copies" -gt 0 ] && \
+     ! has_utts "$d/train_aug" $(( plda_copies * $(wc -l < "$d/train/wav.scp") )); then
+    # corrupted copies of each training utterance (reverb / noise / music / babble of the
     # training augmentation's stand-ins): every system's PLDA is also trained on them
-    echo "== stage 0: augmented copies of $d/train -> $d/train_aug"
-    python scripts/augment_data_dir.py "$d/train" "$d/train_aug" --augment-dir "$e/augment"
+    echo "== stage 0: $plda_copies augmented copies of $d/train -> $d/train_aug"
+    python scripts/augment_data_dir.py "$d/train" "$d/train_aug" --augment-dir "$e/augment" --copies "$plda_copies"
   fi
   if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     echo "== stage 1: xvector via recipes/custom/run.sh ($v)"

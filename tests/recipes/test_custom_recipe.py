@@ -68,10 +68,11 @@ def test_custom_recipe_end_to_end(tmp_path):
     metrics = json.loads((tmp_path / "exp/xvector/scores_cosine/metrics.json").read_text())
     assert 0.0 <= metrics["eer"] <= 1.0
     assert "LDA + PLDA" in (tmp_path / "exp/results.md").read_text()
-    # the PLDA trained on the clean training embeddings and on one corrupted copy of each
+    # the PLDA trained on the clean training embeddings and on two corrupted copies of each
     n_train = len((data / "train" / "wav.scp").read_text().splitlines())
-    aug_scp = (tmp_path / "exp/train_aug/wav.scp").read_text().splitlines()
-    assert len(aug_scp) == n_train and all(line.split()[0].endswith("-aug1") for line in aug_scp)
+    aug_ids = [line.split()[0] for line in (tmp_path / "exp/train_aug/wav.scp").read_text().splitlines()]
+    assert len(aug_ids) == 2 * n_train
+    assert sorted(u.rsplit("-aug", 1)[1] for u in aug_ids) == ["1"] * n_train + ["2"] * n_train
     plda_cfg = (tmp_path / "exp/xvector/scores_plda/.hydra_score/config.yaml").read_text()
     assert "train_aug.npz" in plda_cfg and "train.npz" in plda_cfg and "train_aug/utt2spk" in plda_cfg
     # the primary back end is the one with the lower dev EER, and results.md lists it first

@@ -41,3 +41,15 @@ def test_bad_options_stop_with_a_message(args, message):
     out = _run(*args)
     assert out.returncode == 2 and message in out.stderr
     assert out.stdout == ""
+
+
+def test_has_utts_is_true_for_a_complete_dir_of_that_many_utterances(tmp_path):
+    (tmp_path / "aug").mkdir()
+    script = f'. {LIB}\nfor n in 2 4; do has_utts "$1" $n && echo "$n yes" || echo "$n no"; done\n'
+
+    def run() -> str:
+        return subprocess.run(["bash", "-c", script, "t", str(tmp_path / "aug")], capture_output=True, text=True).stdout
+
+    assert run() == "2 no\n4 no\n"  # no wav.scp yet: not complete
+    (tmp_path / "aug" / "wav.scp").write_text("a-aug1 x\nb-aug1 y\n")
+    assert run() == "2 yes\n4 no\n"  # one copy of 2 utterances, not two

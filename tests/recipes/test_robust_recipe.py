@@ -29,7 +29,7 @@ def test_robust_recipe_end_to_end(tmp_path):
     ours = json.loads((exp / "formant" / "xvector" / "eval" / "dev.json").read_text())
     backends = ("cosine", "asnorm", "plda", "plda_aug")  # plda_aug: trained on train + train_aug
     assert set(ours["results"]) == {f"{b}/{c}" for b in backends for c in ("clean", "same_lang", "noisy")}
-    assert len((data / "formant" / "train_aug" / "wav.scp").read_text().splitlines()) == 4 * 3
+    assert len((data / "formant" / "train_aug" / "wav.scp").read_text().splitlines()) == 2 * 4 * 3  # two copies each
     assert ours["lda_dim"] == 3  # 4 training speakers: LDA capped at speakers - 1
     assert all(0.0 <= m["eer"] <= 1.0 for m in ours["results"].values())
     assert (exp / "formant" / "mfcc" / "dev.json").is_file()

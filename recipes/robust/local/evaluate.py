@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from xvector.atomic import atomic_write_text
-from xvector.data.lists import read_trials
+from xvector.data.lists import read_kaldi_map, read_trials
 from xvector.embeddings import load_embeddings, load_labelled_embeddings, save_embeddings
 from xvector.inference.extraction import embed_wav_scp
 from xvector.metrics import verification_metrics
@@ -57,14 +57,24 @@ def embedder_for(args: argparse.Namespace) -> torch.nn.Module:
     return xvector.load_model(args.model).embedder
 
 
+def up_to_date(npz: Path, wav_scp: Path) -> bool:
+    """Whether ``npz`` exists and embeds exactly the utterances of ``wav_scp`` (a ``train_aug``
+    remade with another number of copies makes its old embeddings stale)."""
+    if not npz.is_file():
+        return False
+    ids, _ = load_embeddings(npz)
+    return sorted(ids) == sorted(read_kaldi_map(wav_scp, check_sorted=False))
+
+
 def embed(args: argparse.Namespace, dirs: list[str], optional: tuple[str, ...] = ()) -> dict[str, float]:
-    """Write ``<exp>/<dir>.npz`` for every dir that has none yet; returns seconds per dir.
+    """Write ``<exp>/<dir>.npz`` for every dir that has none yet, or a stale one; returns seconds per dir.
 
     With ``--embeddings-only`` the ``optional`` dirs may be missing (their back ends are left out).
     """
-    todo = [d for d in dirs if not (Path(args.exp) / f"{d}.npz").is_file()]
-    if args.embeddings_only and (todo := [d for d in todo if d not in optional]):
-        raise SystemExit(f"--embeddings-only: missing {[str(Path(args.exp) / f'{d}.npz') for d in todo]}")
+    todo = [d for d in dirs if not up_to_date(Path(args.exp) / f"{d}.npz", Path(args.data) / d / "wav.scp")]
+    if args.embeddings_only and (todo := [d for d in todo if d not in optional or (Path(args.exp) / f"{d}.npz").is_file()]):
+        raise SystemExit(f"--embeddings-only: missing, or not the utterances of {args.data}/<dir>/wav.scp: "
+                         f"{[str(Path(args.exp) / f'{d}.npz') for d in todo]}")
     times = {}
     embedder = embedder_for(args) if todo else None
     for d in todo:
