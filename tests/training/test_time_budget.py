@@ -135,6 +135,37 @@ def test_a_few_slow_epochs_do_not_cut_the_run_for_good(tmp_path, clock):
         TimeBudget(minutes=1, renew_window=0)
 
 
+def test_slow_probe_epochs_do_not_cut_the_run_for_good(tmp_path, clock):
+    """60 s, 4 s epochs, but the 2nd and 3rd (the probe) take 8 s: after them (20 s) 8 epochs fit.
+    After epoch 4 the median of 4, 8, 8, 4 says 6 s, 10 fit, and after epoch 5 4 s, 13 fit: each
+    at least 10 % more than planned, within the first half of the run, so the run is lengthened
+    (schedule too: 80 steps -> 32 -> 40 -> 52) and ends at 60 s instead of stopping at 40."""
+    budget = TimeBudget(minutes=1.0, probe_epochs=3)
+    system = _TinySystem(clock)
+    system.step_sec = {1: 2.0, 2: 2.0}
+    trainer = _trainer(tmp_path, budget, max_epochs=20)
+    trainer.fit(system, train_dataloaders=_loader())
+    assert budget.decided_max_epochs == 13 and trainer.current_epoch == 13
+    assert clock.now == 60.0
+    factor = trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0]
+    assert factor.total_steps == 52 and factor(52) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="regrow_frac"):
+        TimeBudget(minutes=1, regrow_frac=0)
+
+
+def test_no_lengthening_in_the_second_half_of_the_run(tmp_path, clock):
+    """Epochs 2-5 take 8 s, then 4 s: 8 epochs are decided after the probe, and when the median
+    falls enough for 9 to fit (after epoch 7) most of the run is done: it keeps 8 (48 s)."""
+    budget = TimeBudget(minutes=1.0, probe_epochs=3)
+    system = _TinySystem(clock)
+    system.step_sec = {1: 2.0, 2: 2.0, 3: 2.0, 4: 2.0}
+    trainer = _trainer(tmp_path, budget, max_epochs=20)
+    trainer.fit(system, train_dataloaders=_loader())
+    assert budget.decided_max_epochs == 8 and trainer.current_epoch == 8
+    assert clock.now == 48.0
+    assert trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0].total_steps == 32
+
+
 def test_validation_passes_are_spread_over_the_epochs(tmp_path, clock):
     """4 s epochs and a 6 s validation pass every 3rd epoch: the pass is not an epoch of 10 s
     (the median of 4, 10 would say 7 s and stop at 4 epochs, 8 s unspent) but 2 s per epoch

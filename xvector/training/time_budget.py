@@ -6,8 +6,8 @@ the learning-rate schedule where it stands (a cosine still at half its rate). Th
 instead times the first ``probe_epochs`` epochs and, if ``max_epochs`` would not fit in
 ``minutes``, lowers ``max_epochs`` to the epochs that do and shortens the step-wise learning-rate
 schedule to match (``total_steps`` of :mod:`xvector.training.schedulers`' factors; the warm-up
-keeps its length), so the run still anneals to its final rate. It never adds epochs: on a fast
-machine the configured schedule runs as it is.
+keeps its length), so the run still anneals to its final rate. It never runs more than the
+configured epochs: on a fast machine the configured schedule runs as it is.
 
 The clock starts when fitting starts (after the data and net are built), so the budget covers
 the sanity check, the training epochs and the validation passes met so far. An epoch's cost is
@@ -15,10 +15,15 @@ its training time - the median of the probe epochs after the first (which also p
 start-up), validation excluded - plus the validation time spent so far spread over the epochs
 done (a pass every 25 epochs costs each epoch 1/25 of a pass, not the whole pass in the epoch it
 falls in). After that decision the estimate is renewed at every epoch's end from the median of
-the last ``renew_window`` epochs, and the run is shortened again if it would overrun (never
-lengthened). The window is long enough that a few slow epochs (another job on the host for a
-minute) do not cut a run for good, and the elapsed time is always the clock's, so a lasting
-slowdown still shortens the run in time.
+the last ``renew_window`` epochs, and the run is shortened again if it would overrun. The window is
+long enough that a few slow epochs (another job on the host for a minute) do not cut a run for
+good, and the elapsed time is always the clock's, so a lasting slowdown still shortens the run in
+time. A slowdown during the probe epochs themselves would otherwise cut the run for good (on 2
+cores a few seconds of another job during the probe turned 85 epochs into 54), so the run is
+also lengthened again, up to the configured epochs, when the renewed estimate fits at least
+``regrow_frac`` more epochs than the plan and at most half of the lengthened plan has run (the
+learning rate is then still high, so stretching the schedule is harmless; later a run keeps its
+plan rather than warm up again; a resumed run, whose clock starts at the resume, only shortens).
 The decision is saved in checkpoints, so a resumed run keeps it (a run killed before deciding
 measures again after the resume, from the resume). From config::
 
@@ -54,9 +59,12 @@ class TimeBudget(Callback):
         probe_epochs: epochs timed before deciding (the first one is not used for the epoch
             time unless it is the only one).
         renew_window: epochs whose median training time renews the estimate after the decision.
+        regrow_frac: a shortened run is lengthened again (up to the configured epochs, in its
+            first half) when at least this fraction more epochs fit than it plans.
     """
 
-    def __init__(self, minutes: float | None = None, probe_epochs: int = 3, renew_window: int = 9) -> None:
+    def __init__(self, minutes: float | None = None, probe_epochs: int = 3, renew_window: int = 9,
+                 regrow_frac: float = 0.1) -> None:
         super().__init__()
         if minutes is not None and not minutes > 0:
             raise ValueError(f"time budget: minutes must be positive, got {minutes}")
@@ -64,10 +72,15 @@ class TimeBudget(Callback):
             raise ValueError(f"time budget: probe_epochs must be >= 1, got {probe_epochs}")
         if renew_window < 1:
             raise ValueError(f"time budget: renew_window must be >= 1, got {renew_window}")
+        if not regrow_frac > 0:
+            raise ValueError(f"time budget: regrow_frac must be positive, got {regrow_frac}")
         self.minutes = minutes
         self.probe_epochs = probe_epochs
         self.renew_window = renew_window
+        self.regrow_frac = regrow_frac
         self.decided_max_epochs: int | None = None
+        self._configured_epochs = 0  # the trainer's max_epochs before any decision
+        self._may_regrow = True
         self._fit_start = 0.0
         self._epoch_start = 0.0
         self._durations: list[float] = []  # training time of each epoch, validation excluded
@@ -87,6 +100,9 @@ class TimeBudget(Callback):
         self._fit_start = time.perf_counter()
         self._durations = []
         self._val_sec = 0.0
+        self._configured_epochs = trainer.max_epochs
+        # the clock of a resumed fit starts at the resume, so it only ever shortens its decision
+        self._may_regrow = self.decided_max_epochs is None
         if self.decided_max_epochs is not None:  # resumed after the decision: keep it
             trainer.fit_loop.max_epochs = min(trainer.max_epochs, self.decided_max_epochs)
 
@@ -119,20 +135,24 @@ class TimeBudget(Callback):
         val_per_epoch = self._val_sec / len(self._durations)
         epoch_sec = statistics.median(recent or self._durations) + val_per_epoch
         planned = trainer.max_epochs
-        fit = min(planned, self.epochs_that_fit(done, now - self._fit_start, epoch_sec))
+        configured = max(self._configured_epochs, planned)
+        fit = min(configured, self.epochs_that_fit(done, now - self._fit_start, epoch_sec))
         first = self.decided_max_epochs is None
+        if fit > planned and not (self._may_regrow and fit >= planned * (1 + self.regrow_frac) and 2 * done <= fit):
+            fit = planned  # a little more would fit, or half the run is done: keep the plan
         self.decided_max_epochs = fit
-        if fit >= planned:
+        if fit == planned:
             if first:
                 log.info("time budget %.1f min: all %d epochs fit (%.1f s each)", self.minutes, planned, epoch_sec)
             return
         trainer.fit_loop.max_epochs = fit
-        shortened = _shorten_schedules(trainer, fit / planned)
+        changed = _scale_schedules(trainer, fit / planned)
+        verb = "shortened" if fit < planned else "lengthened"
         log.info(
             "time budget %.1f min: %d of the %d epochs fit (%.1f s each); training %d epochs%s",
-            self.minutes, fit, planned, epoch_sec, fit,
-            ", the learning-rate schedule shortened to match" if shortened
-            else (" (this learning-rate schedule cannot be shortened: it stops where it stands)"
+            self.minutes, fit, configured, epoch_sec, fit,
+            f", the learning-rate schedule {verb} to match" if changed
+            else (f" (this learning-rate schedule cannot be {verb}: it stops where it stands)"
                   if trainer.lr_scheduler_configs else ""),
         )
 
@@ -143,9 +163,9 @@ class TimeBudget(Callback):
         self.decided_max_epochs = state_dict.get("decided_max_epochs")
 
 
-def _shorten_schedules(trainer: L.Trainer, fraction: float) -> bool:
+def _scale_schedules(trainer: L.Trainer, fraction: float) -> bool:
     """Scale ``total_steps`` of every step-wise schedule factor by ``fraction`` and set the
-    current rates from the shortened schedule; True if any factor could be shortened."""
+    current rates from the scaled schedule; True if any factor could be scaled."""
     found = False
     for config in trainer.lr_scheduler_configs:
         scheduler = config.scheduler
