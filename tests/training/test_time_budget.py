@@ -66,6 +66,17 @@ def _trainer(tmp_path, budget: TimeBudget, max_epochs: int, **kw) -> L.Trainer:
                      enable_model_summary=False, default_root_dir=tmp_path, **kw)
 
 
+def _fit(tmp_path, clock: _Clock, minutes: float, step_sec: dict[int, float] | None = None,
+         max_epochs: int = 20) -> tuple[TimeBudget, _TinySystem, L.Trainer]:
+    """Fit _TinySystem under a budget of ``minutes``, epoch ``e``'s steps taking ``step_sec[e]`` s."""
+    budget = TimeBudget(minutes=minutes, probe_epochs=3)
+    system = _TinySystem(clock)
+    system.step_sec = step_sec or {}
+    trainer = _trainer(tmp_path, budget, max_epochs=max_epochs)
+    trainer.fit(system, train_dataloaders=_loader())
+    return budget, system, trainer
+
+
 def _rates(shortened: WarmupCosineFactor) -> list[float]:
     """The 28 rates of the cut run: the 80-step schedule's for the 12 steps before the decision
     (after epoch 3), the shortened one's from step 12 on."""
@@ -94,10 +105,7 @@ def test_epochs_that_fit_known_values():
 def test_cuts_epochs_and_anneals_over_the_ones_that_fit(tmp_path, clock):
     """30 s budget, 4 s epochs: after 3 probe epochs (12 s) 4 more fit, so 7 of the 20 run, and
     the cosine reaches its final rate at the 28th and last step instead of the 80th."""
-    budget = TimeBudget(minutes=0.5, probe_epochs=3)
-    system = _TinySystem(clock)
-    trainer = _trainer(tmp_path, budget, max_epochs=20)
-    trainer.fit(system, train_dataloaders=_loader())
+    budget, system, trainer = _fit(tmp_path, clock, 0.5)
     assert budget.decided_max_epochs == 7
     assert trainer.current_epoch == 7 and len(system.lrs) == 28
     factor = trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0]
@@ -110,11 +118,7 @@ def test_cuts_epochs_and_anneals_over_the_ones_that_fit(tmp_path, clock):
 def test_epochs_that_slow_down_shorten_the_run_again(tmp_path, clock):
     """Decided 7 epochs at 4 s; epochs 4 and 5 take 8 s: after epoch 4 (20 s spent, median 4 s)
     6 fit, after epoch 5 (28 s spent) none more: it stops at 5, in budget."""
-    budget = TimeBudget(minutes=0.5, probe_epochs=3)
-    system = _TinySystem(clock)
-    system.step_sec = {3: 2.0, 4: 2.0, 5: 2.0, 6: 2.0}
-    trainer = _trainer(tmp_path, budget, max_epochs=20)
-    trainer.fit(system, train_dataloaders=_loader())
+    budget, _, trainer = _fit(tmp_path, clock, 0.5, {3: 2.0, 4: 2.0, 5: 2.0, 6: 2.0})
     assert budget.decided_max_epochs == 5 and trainer.current_epoch == 5
     assert clock.now == 28.0
     assert trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0].total_steps == 20
@@ -124,11 +128,7 @@ def test_a_few_slow_epochs_do_not_cut_the_run_for_good(tmp_path, clock):
     """60 s, 4 s epochs, the 5th and 6th take 8 s (another job for a while): the median over the
     last 9 epochs stays 4 s, so 13 epochs run and end at 60 s. A median of the last 3 would have
     said 8 s after the 6th and stopped at 9, with 16 s unspent."""
-    budget = TimeBudget(minutes=1.0, probe_epochs=3)
-    system = _TinySystem(clock)
-    system.step_sec = {4: 2.0, 5: 2.0}
-    trainer = _trainer(tmp_path, budget, max_epochs=20)
-    trainer.fit(system, train_dataloaders=_loader())
+    budget, _, trainer = _fit(tmp_path, clock, 1.0, {4: 2.0, 5: 2.0})
     assert budget.decided_max_epochs == 13 and trainer.current_epoch == 13
     assert clock.now == 60.0
     with pytest.raises(ValueError, match="renew_window"):
@@ -140,11 +140,7 @@ def test_slow_probe_epochs_do_not_cut_the_run_for_good(tmp_path, clock):
     After epoch 4 the median of 4, 8, 8, 4 says 6 s, 10 fit, and after epoch 5 4 s, 13 fit: each
     at least 10 % more than planned, within the first half of the run, so the run is lengthened
     (schedule too: 80 steps -> 32 -> 40 -> 52) and ends at 60 s instead of stopping at 40."""
-    budget = TimeBudget(minutes=1.0, probe_epochs=3)
-    system = _TinySystem(clock)
-    system.step_sec = {1: 2.0, 2: 2.0}
-    trainer = _trainer(tmp_path, budget, max_epochs=20)
-    trainer.fit(system, train_dataloaders=_loader())
+    budget, _, trainer = _fit(tmp_path, clock, 1.0, {1: 2.0, 2: 2.0})
     assert budget.decided_max_epochs == 13 and trainer.current_epoch == 13
     assert clock.now == 60.0
     factor = trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0]
@@ -156,11 +152,7 @@ def test_slow_probe_epochs_do_not_cut_the_run_for_good(tmp_path, clock):
 def test_no_lengthening_in_the_second_half_of_the_run(tmp_path, clock):
     """Epochs 2-5 take 8 s, then 4 s: 8 epochs are decided after the probe, and when the median
     falls enough for 9 to fit (after epoch 7) most of the run is done: it keeps 8 (48 s)."""
-    budget = TimeBudget(minutes=1.0, probe_epochs=3)
-    system = _TinySystem(clock)
-    system.step_sec = {1: 2.0, 2: 2.0, 3: 2.0, 4: 2.0}
-    trainer = _trainer(tmp_path, budget, max_epochs=20)
-    trainer.fit(system, train_dataloaders=_loader())
+    budget, _, trainer = _fit(tmp_path, clock, 1.0, {1: 2.0, 2: 2.0, 3: 2.0, 4: 2.0})
     assert budget.decided_max_epochs == 8 and trainer.current_epoch == 8
     assert clock.now == 48.0
     assert trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0].total_steps == 32
@@ -179,10 +171,7 @@ def test_validation_passes_are_spread_over_the_epochs(tmp_path, clock):
 
 
 def test_a_budget_that_fits_changes_nothing(tmp_path, clock):
-    budget = TimeBudget(minutes=10.0)
-    system = _TinySystem(clock)
-    trainer = _trainer(tmp_path, budget, max_epochs=5)
-    trainer.fit(system, train_dataloaders=_loader())
+    budget, _, trainer = _fit(tmp_path, clock, 10.0, max_epochs=5)
     assert budget.decided_max_epochs == 5 and trainer.current_epoch == 5
     assert trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0].total_steps == 20
 

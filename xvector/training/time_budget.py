@@ -135,7 +135,7 @@ class TimeBudget(Callback):
         val_per_epoch = self._val_sec / len(self._durations)
         epoch_sec = statistics.median(recent or self._durations) + val_per_epoch
         planned = trainer.max_epochs
-        configured = max(self._configured_epochs, planned)
+        configured = self._configured_epochs
         fit = min(configured, self.epochs_that_fit(done, now - self._fit_start, epoch_sec))
         first = self.decided_max_epochs is None
         if fit > planned and not (self._may_regrow and fit >= planned * (1 + self.regrow_frac) and 2 * done <= fit):

@@ -71,16 +71,18 @@ def embed(args: argparse.Namespace, dirs: list[str], optional: tuple[str, ...] =
 
     With ``--embeddings-only`` the ``optional`` dirs may be missing (their back ends are left out).
     """
-    todo = [d for d in dirs if not up_to_date(Path(args.exp) / f"{d}.npz", Path(args.data) / d / "wav.scp")]
-    if args.embeddings_only and (todo := [d for d in todo if d not in optional or (Path(args.exp) / f"{d}.npz").is_file()]):
-        raise SystemExit(f"--embeddings-only: missing, or not the utterances of {args.data}/<dir>/wav.scp: "
-                         f"{[str(Path(args.exp) / f'{d}.npz') for d in todo]}")
+    exp, data = Path(args.exp), Path(args.data)
+    todo = [d for d in dirs if not up_to_date(exp / f"{d}.npz", data / d / "wav.scp")]
+    if args.embeddings_only:  # nothing to embed with: a stale file, or a missing required one, is an error
+        if bad := [str(exp / f"{d}.npz") for d in todo if d not in optional or (exp / f"{d}.npz").is_file()]:
+            raise SystemExit(f"--embeddings-only: missing, or not the utterances of {data}/<dir>/wav.scp: {bad}")
+        return {}
     times = {}
     embedder = embedder_for(args) if todo else None
     for d in todo:
         t0 = time.perf_counter()
-        ids, emb = embed_wav_scp(embedder, Path(args.data) / d / "wav.scp", batch_size=16)
-        save_embeddings(Path(args.exp) / f"{d}.npz", ids, emb)
+        ids, emb = embed_wav_scp(embedder, data / d / "wav.scp", batch_size=16)
+        save_embeddings(exp / f"{d}.npz", ids, emb)
         times[d] = round(time.perf_counter() - t0, 1)
         log.info("embedded %s: %d utterances in %.1f s", d, len(ids), times[d])
     return times
