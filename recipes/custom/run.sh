@@ -55,7 +55,7 @@ dirs=("$data/train" "$data/test")
 n_utts=$(wc -l < "$data/train/wav.scp")
 plan=$(python -m xvector.training.corpus_schedule --utts "$n_utts" --crops "$crops" --crops-utts "$crops_utts" \
   --min-epochs "$min_epochs" --max-epochs "$max_epochs" --budget-min "$budget_min")
-read -r epochs minutes limit <<< "$plan"
+read -r epochs crops_in_all minutes limit <<< "$plan"
 schedule=(trainer.max_epochs="$epochs")
 budget=(callbacks.time_budget.minutes="$minutes")
 [ "$minutes" != 0 ] || budget=(callbacks.time_budget.minutes=null)
@@ -97,6 +97,9 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: train ($experiment${schedule:+, $epochs epochs over $n_utts utterances}, $limit) -> $run_dir"
+  if [ -z "$init_from" ] && [ "$n_utts" -gt "$crops_utts" ]; then  # --crops is not the total here: say so
+    echo "   --crops $crops is for up to --crops_utts $crops_utts utterances; $n_utts get $crops x sqrt($n_utts / $crops_utts) = $crops_in_all crops in all, $epochs epochs"
+  fi
   init=()
   [ -z "$init_from" ] || init=(init_from="$init_from")
   xvector-train experiment="$experiment" data=custom paths.data_dir="$data" paths.output_dir="$run_dir" \

@@ -120,6 +120,8 @@ def test_average_extracts_with_the_mean_of_the_last_checkpoints(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     # 20 training utterances, more than --crops_utts 10: trained in full, without a time budget
     assert "4 epochs over 20 utterances, no time budget: 20 utterances, more than --crops_utts 10)" in r.stdout
+    # --crops is not the total above --crops_utts: the plan says what it grew to (20 * sqrt(2) = 28.3)
+    assert "--crops 20 is for up to --crops_utts 10 utterances; 20 get 20 x sqrt(20 / 10) = 28 crops in all, 4 epochs" in r.stdout
     run = exp / "xvector"
     assert (run / "model_path").read_text().strip() == str((run / "averaged.ckpt").resolve())
     periodic = sorted((run / "checkpoints").glob("step*.ckpt"))

@@ -25,10 +25,18 @@ def test_crops_by_hand():
     assert corpus_schedule(1000, crops=100_000, crops_utts=480, max_epochs=50).epochs == 50
 
 
+@pytest.mark.parametrize(("n_utts", "crops"), [
+    (24, 60000), (480, 60000),  # up to crops_utts: --crops is the total
+    (1920, 120000), (2400, 134164), (8000, 244949),  # 60000 * sqrt(4), sqrt(5) = 2.23607, sqrt(16.667) = 4.08248
+])
+def test_crops_in_all_are_the_total_before_the_epochs_are_rounded_and_clamped(n_utts, crops):
+    assert corpus_schedule(n_utts).crops == crops
+
+
 def test_auto_budget_binds_up_to_the_corpus_size_the_crops_are_meant_for():
-    assert corpus_schedule(480) == CorpusSchedule(125, 10.0, "at most 10 min of training (--budget_min)")
-    big = corpus_schedule(481)  # given more crops on purpose: trained in full
-    assert big == CorpusSchedule(125, None, "no time budget: 481 utterances, more than --crops_utts 480")
+    assert corpus_schedule(480) == CorpusSchedule(125, 60000, 10.0, "at most 10 min of training (--budget_min)")
+    big = corpus_schedule(481)  # given more crops on purpose (60000 * sqrt(481 / 480)): trained in full
+    assert big == CorpusSchedule(125, 60062, None, "no time budget: 481 utterances, more than --crops_utts 480")
     assert corpus_schedule(2400, crops_utts=2400).budget_min == 10.0
     assert corpus_schedule(480, auto_minutes=3).budget_min == 3.0
 
@@ -64,9 +72,9 @@ def test_command_line_prints_one_line_for_run_sh():
     def run(*args):
         return subprocess.run([sys.executable, "-m", "xvector.training.corpus_schedule", *args],
                               capture_output=True, text=True)
-    assert run("--utts", "480").stdout == "125 10 at most 10 min of training (--budget_min)\n"
-    assert run("--utts", "8000").stdout == "31 0 no time budget: 8000 utterances, more than --crops_utts 480\n"
-    assert run("--utts", "2400", "--crops-utts", "2400").stdout.startswith("25 10 ")
-    assert run("--utts", "480", "--budget-min", "7.5").stdout.startswith("125 7.5 ")
+    assert run("--utts", "480").stdout == "125 60000 10 at most 10 min of training (--budget_min)\n"
+    assert run("--utts", "8000").stdout == "31 244949 0 no time budget: 8000 utterances, more than --crops_utts 480\n"
+    assert run("--utts", "2400", "--crops-utts", "2400").stdout.startswith("25 60000 10 ")
+    assert run("--utts", "480", "--budget-min", "7.5").stdout.startswith("125 60000 7.5 ")
     bad = run("--utts", "480", "--budget-min", "soon")
     assert bad.returncode == 2 and "budget_min: 'auto', 0 or a number of minutes" in bad.stderr

@@ -23,11 +23,11 @@ size, and 0 or ``None`` none.
 
 Example:
     >>> corpus_schedule(480)   # 24 speakers x 20 utterances: 125 epochs, in the budget
-    CorpusSchedule(epochs=125, budget_min=10.0, reason='at most 10 min of training (--budget_min)')
-    >>> corpus_schedule(2400)  # 240 x 10: 134164 crops
-    CorpusSchedule(epochs=56, budget_min=None, reason='no time budget: 2400 utterances, more than --crops_utts 480')
+    CorpusSchedule(epochs=125, crops=60000, budget_min=10.0, reason='at most 10 min of training (--budget_min)')
+    >>> corpus_schedule(2400)  # 240 x 10: 60000 * sqrt(5) crops
+    CorpusSchedule(epochs=56, crops=134164, budget_min=None, reason='no time budget: 2400 utterances, more than --crops_utts 480')
     >>> corpus_schedule(8000, budget_min=20)
-    CorpusSchedule(epochs=31, budget_min=20.0, reason='at most 20 min of training (--budget_min)')
+    CorpusSchedule(epochs=31, crops=244949, budget_min=20.0, reason='at most 20 min of training (--budget_min)')
 """
 
 from __future__ import annotations
@@ -39,9 +39,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class CorpusSchedule:
-    """The epochs to train and the time budget (minutes; ``None``: none) with the reason."""
+    """The epochs to train, the crops they are meant to hold, and the time budget with the reason.
+
+    ``crops`` is the total the epochs come from (``crops * sqrt(n_utts / crops_utts)`` above
+    ``crops_utts``, rounded), before the epochs are rounded up and clamped; ``budget_min`` is in
+    minutes, ``None`` for none.
+    """
 
     epochs: int
+    crops: int
     budget_min: float | None
     reason: str
 
@@ -92,19 +98,20 @@ def corpus_schedule(
         raise ValueError(f"min_epochs ({min_epochs}) > max_epochs ({max_epochs})")
     total = crops * math.sqrt(max(1.0, n_utts / crops_utts))
     epochs = min(max(math.ceil(total / n_utts), min_epochs), max_epochs)
+    crops_in_all = round(total)
     if isinstance(budget_min, str) and budget_min.strip().lower() == "auto":
         if n_utts > crops_utts:
             why = f"no time budget: {n_utts} utterances, more than --crops_utts {crops_utts}"
-            return CorpusSchedule(epochs, None, why)
+            return CorpusSchedule(epochs, crops_in_all, None, why)
         budget_min = auto_minutes
     budget = _minutes(budget_min)
     if budget is None:
-        return CorpusSchedule(epochs, None, "no time budget (--budget_min 0)")
-    return CorpusSchedule(epochs, budget, f"at most {budget:g} min of training (--budget_min)")
+        return CorpusSchedule(epochs, crops_in_all, None, "no time budget (--budget_min 0)")
+    return CorpusSchedule(epochs, crops_in_all, budget, f"at most {budget:g} min of training (--budget_min)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print ``<epochs> <budget minutes, 0 for none> <reason>`` on one line (for ``run.sh``)."""
+    """Print ``<epochs> <crops in all> <budget minutes, 0 for none> <reason>`` on one line (for ``run.sh``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--utts", type=int, required=True, help="training utterances")
     # the others default to corpus_schedule's own defaults
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         s = corpus_schedule(kwargs.pop("utts"), **kwargs)
     except ValueError as e:
         p.error(str(e))
-    print(s.epochs, f"{s.budget_min:g}" if s.budget_min else 0, s.reason)
+    print(s.epochs, s.crops, f"{s.budget_min:g}" if s.budget_min else 0, s.reason)
     return 0
 
 
