@@ -121,7 +121,8 @@ def test_average_extracts_with_the_mean_of_the_last_checkpoints(tmp_path):
     # 20 training utterances, more than --crops_utts 10: trained in full, without a time budget
     assert "4 epochs over 20 utterances, no time budget: 20 utterances, more than --crops_utts 10)" in r.stdout
     # --crops is not the total above --crops_utts: the plan says what it grew to (20 * sqrt(2) = 28.3)
-    assert "--crops 20 is for up to --crops_utts 10 utterances; 20 get 20 x sqrt(20 / 10) = 28 crops in all, 4 epochs" in r.stdout
+    assert ("--crops 20 is for up to --crops_utts 10 utterances; 20 get 20 x sqrt(20 / 10) = 28 crops in all, "
+            "4 epochs") in r.stdout
     run = exp / "xvector"
     assert (run / "model_path").read_text().strip() == str((run / "averaged.ckpt").resolve())
     periodic = sorted((run / "checkpoints").glob("step*.ckpt"))

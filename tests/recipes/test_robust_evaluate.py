@@ -1,4 +1,4 @@
-"""recipes/robust/local/evaluate.py: which embedding files it reuses and which it makes again."""
+"""recipes/robust/local: evaluate.py (the embeddings it reuses or makes, the conditions it scores), harsh_channel.py."""
 
 import argparse
 import importlib.util
@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
-from xvector.data.lists import write_kaldi_map
+from xvector.data.lists import read_kaldi_map, write_kaldi_map
 from xvector.embeddings import save_embeddings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,3 +44,57 @@ def test_embeddings_only_names_a_stale_file_and_skips_a_missing_optional_one(tmp
     save_embeddings(exp / "train_aug.npz", ["a-aug1", "b-aug1"], np.ones((2, 3), np.float32))
     with pytest.raises(SystemExit, match=r"not the utterances of .*train_aug\.npz"):
         evaluate.embed(args, ["train", "train_aug"], optional=("train_aug",))
+
+
+def test_harsh_channel_copy_keeps_ids_lists_and_lengths_and_is_seeded(tmp_path):
+    spec = importlib.util.spec_from_file_location("harsh_channel", REPO / "recipes/robust/local/harsh_channel.py")
+    harsh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harsh)
+    src = tmp_path / "dev"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    wavs = {u: (0.1 * rng.standard_normal(8000 + 800 * i)).astype(np.float32)
+            for i, u in enumerate(["a-1", "a-2", "b-1"])}
+    for u, w in wavs.items():
+        sf.write(src / f"{u}.wav", w, 16000, subtype="PCM_16")
+    write_kaldi_map(src / "wav.scp", {u: str(src / f"{u}.wav") for u in wavs})
+    write_kaldi_map(src / "utt2spk", {u: u[0] for u in wavs})
+    (src / "trials").write_text("a-1 a-2 target\na-1 b-1 nontarget\n")
+    (src / "trials_same_lang").write_text("a-1 a-2 target\n")
+    assert harsh.harsh_channel_copy(src, tmp_path / "ch1", seed=3) == 3
+    assert harsh.harsh_channel_copy(src, tmp_path / "ch2", seed=3) == 3
+    out = tmp_path / "ch1"
+    for name in ("utt2spk", "trials", "trials_same_lang"):
+        assert (out / name).read_text() == (src / name).read_text()
+    scp = read_kaldi_map(out / "wav.scp")
+    assert sorted(scp) == sorted(wavs)
+    for u, w in wavs.items():
+        y, sr = sf.read(scp[u], dtype="float32")
+        assert sr == 16000 and len(y) == len(w)
+        assert not np.allclose(y, w, atol=1e-2)  # a channel was applied
+        again, _ = sf.read(tmp_path / "ch2" / "wav" / f"{u}.wav", dtype="float32")
+        assert np.array_equal(y, again)  # the same seed, the same audio
+    # each utterance its own channel: the same input gives different outputs within one copy
+    write_kaldi_map(src / "wav.scp", {"a-1": str(src / "a-1.wav"), "a-2": str(src / "a-1.wav")})
+    harsh.harsh_channel_copy(src, tmp_path / "ch3", seed=3)
+    y1, y2 = (sf.read(tmp_path / "ch3" / "wav" / f"{u}.wav", dtype="float32")[0] for u in ("a-1", "a-2"))
+    assert not np.allclose(y1, y2, atol=1e-3)
+
+
+def test_the_channel_condition_is_scored_only_when_its_copy_and_embeddings_exist(tmp_path):
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    rng = np.random.default_rng(1)
+    spk = {f"s{i}-u{j}": f"s{i}" for i in range(4) for j in range(3)}
+    ids = sorted(spk)
+    emb = (np.repeat(rng.standard_normal((4, 8)), 3, axis=0) + 0.1 * rng.standard_normal((12, 8))).astype(np.float32)
+    trials = "".join(f"{a} {b} {'target' if spk[a] == spk[b] else 'nontarget'}\n" for a in ids for b in ids if a < b)
+    for d in ("train", "dev", "dev_noisy", "dev_channel"):
+        write_kaldi_map(data / d / "utt2spk", spk)
+        save_embeddings(exp / f"{d}.npz", ids, emb)
+        if d != "train":
+            (data / d / "trials").write_text(trials)
+    (data / "dev" / "trials_same_lang").write_text(trials)
+    args = argparse.Namespace(exp=str(exp), data=str(data), split="dev")
+    assert set(evaluate.score(args)["results"]) >= {"cosine/clean", "cosine/noisy", "cosine/channel", "plda/channel"}
+    (exp / "dev_channel.npz").unlink()  # a peer's embeddings without the copy: left out, not an error
+    assert not any(k.endswith("/channel") for k in evaluate.score(args)["results"])

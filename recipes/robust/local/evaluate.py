@@ -9,13 +9,14 @@
 Embeddings of ``train`` and of ``<split>`` / ``<split>_noisy`` are written to ``<exp>/<dir>.npz``
 (kept when present, so a peer that wrote its own, e.g. SpeechBrain's, is scored the same way),
 then three trial lists are scored: ``<split>/trials`` (clean), ``<split>/trials_same_lang`` and
-``<split>_noisy/trials``, each with cosine after subtracting the training-embedding mean and with
-AS-norm of those cosine scores (top 100 of the training utterances as cohort), and with
-centre → LDA (capped at speakers − 1) → PLDA, trained on the training embeddings and, when the
-corpus has ``train_aug`` (corrupted copies of ``train``, ``scripts/augment_data_dir.py``), once
-more on those and their copies' together (back end ``plda_aug``, as Kaldi trains its PLDA on
-augmented data). Metrics go to ``<exp>/<split>.json``: one entry per
-(back end, condition) with EER and minDCF(0.01); PLDA scores are uncalibrated LLRs, so no Cllr
+``<split>_noisy/trials`` (and ``<split>_channel/trials``, condition ``channel``, when that copy
+through a harsher channel exists: ``local/harsh_channel.py``), each with cosine after subtracting
+the training-embedding mean and with AS-norm of those cosine scores (top 100 of the training
+utterances as cohort), and with centre → LDA (capped at speakers − 1) → PLDA, trained on the
+training embeddings and, when the corpus has ``train_aug`` (corrupted copies of ``train``,
+``scripts/augment_data_dir.py``), once more on those and their copies' together (back end
+``plda_aug``, as Kaldi trains its PLDA on augmented data). Metrics go to ``<exp>/<split>.json``:
+one entry per (back end, condition) with EER and minDCF(0.01); PLDA scores are uncalibrated LLRs, so no Cllr
 or actDCF is reported for them.
 """
 
@@ -42,7 +43,8 @@ from xvector.scoring.norm import ScoreNorm
 
 ROOT = Path(__file__).resolve().parents[3]
 CONDITIONS = {"clean": ("{split}", "trials"), "same_lang": ("{split}", "trials_same_lang"),
-              "noisy": ("{split}_noisy", "trials")}
+              "noisy": ("{split}_noisy", "trials"), "channel": ("{split}_channel", "trials")}
+OPTIONAL = ("channel",)  # scored when its folder exists
 log = logging.getLogger("evaluate")
 
 
@@ -103,6 +105,8 @@ def score(args: argparse.Namespace) -> dict:
     out = {"lda_dim": int(backends["plda"].transform(train_emb[:1]).shape[1]), "results": {}}
     for cond, (folder, trials_name) in CONDITIONS.items():
         folder = folder.format(split=args.split)
+        if cond in OPTIONAL and not ((data / folder / trials_name).is_file() and (exp / f"{folder}.npz").is_file()):
+            continue  # no such copy, or a peer's embeddings (--embeddings-only) without it
         ids, emb = load_embeddings(exp / f"{folder}.npz")
         trials = read_trials(data / folder / trials_name)
         y = trial_labels(trials)
@@ -130,7 +134,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     Path(args.exp).mkdir(parents=True, exist_ok=True)
     aug = ["train_aug"] if (Path(args.data) / "train_aug" / "wav.scp").is_file() else []
-    times = embed(args, ["train", *aug, args.split, f"{args.split}_noisy"], optional=("train_aug",))
+    channel = [f"{args.split}_channel"] if (Path(args.data) / f"{args.split}_channel" / "wav.scp").is_file() else []
+    dirs = ["train", *aug, args.split, f"{args.split}_noisy", *channel]
+    times = embed(args, dirs, optional=("train_aug", *channel))
     result = {"name": args.name or Path(args.exp).name, "split": args.split, "embed_seconds": times, **score(args)}
     atomic_write_text(Path(args.exp) / f"{args.split}.json", json.dumps(result, indent=2) + "\n")
     for key, m in result["results"].items():
