@@ -12,9 +12,18 @@ from xvector.data.lists import read_kaldi_map, write_kaldi_map
 from xvector.embeddings import save_embeddings
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("robust_evaluate", REPO / "recipes/robust/local/evaluate.py")
-evaluate = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(evaluate)
+
+
+def _local(name: str):
+    """The module of ``recipes/robust/local/<name>.py`` (a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location(f"robust_{name}", REPO / "recipes/robust/local" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+evaluate = _local("evaluate")
+harsh = _local("harsh_channel")
 
 
 def _wav_scp(root: Path, ids: list[str]) -> Path:
@@ -47,9 +56,6 @@ def test_embeddings_only_names_a_stale_file_and_skips_a_missing_optional_one(tmp
 
 
 def test_harsh_channel_copy_keeps_ids_lists_and_lengths_and_is_seeded(tmp_path):
-    spec = importlib.util.spec_from_file_location("harsh_channel", REPO / "recipes/robust/local/harsh_channel.py")
-    harsh = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harsh)
     src = tmp_path / "dev"
     src.mkdir()
     rng = np.random.default_rng(0)

@@ -16,8 +16,8 @@ utterances as cohort), and with centre → LDA (capped at speakers − 1) → PL
 training embeddings and, when the corpus has ``train_aug`` (corrupted copies of ``train``,
 ``scripts/augment_data_dir.py``), once more on those and their copies' together (back end
 ``plda_aug``, as Kaldi trains its PLDA on augmented data). Metrics go to ``<exp>/<split>.json``:
-one entry per (back end, condition) with EER and minDCF(0.01); PLDA scores are uncalibrated LLRs, so no Cllr
-or actDCF is reported for them.
+one entry per (back end, condition) with EER and minDCF(0.01); PLDA scores are uncalibrated
+LLRs, so no Cllr or actDCF is reported for them.
 """
 
 from __future__ import annotations
