@@ -5,7 +5,8 @@
 #   xvector        the custom-corpus recipe with its defaults (recipes/custom/run.sh, no overrides)
 #   SpeechBrain    its x-vector with its VoxCeleb recipe's settings (needs the bench extra)
 #   mean MFCC      a no-training baseline
-# scored on clean, same-language and noisy trials (cosine after the training mean, and PLDA).
+# scored on clean, same-language, noisy and harsher-channel trials (cosine after the training mean,
+# and PLDA).
 #
 #   bash recipes/robust/run.sh                          # every corpus, dev split (for choices)
 #   bash recipes/robust/run.sh --split test             # the reported run: test read once
@@ -28,6 +29,8 @@ corpus_args=""          # extra options of scripts/make_robust_corpus.py (e.g. "
 custom_args=""          # extra options of recipes/custom/run.sh (e.g. "--crops 30000")
 peer_args=""            # extra options of local/speechbrain_xvector.py
 peer_variants="plain augment"  # SpeechBrain's recipe as it runs by default, and with its augmentation
+channel=1                # 1: copies of dev and test through a harsher random channel each
+                         # (local/harsh_channel.py), scored as the condition 'channel'; 0: none
 plda_copies=2            # corrupted copies of each training utterance every system's PLDA also trains on
                          # (train_aug; recipes/custom's --plda_copies)
 # shellcheck source=recipes/lib.sh
@@ -56,6 +59,14 @@ for v in "${corpora[@]}"; do
     echo "== stage 0: $v corpus -> $d"
     # shellcheck disable=SC2086
     python scripts/make_robust_corpus.py --out "$d" --voices "$v" --seed "${corpus_seed[$v]}" $corpus_args > "$e/corpus.json"
+  fi
+  if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ "$channel" -gt 0 ]; then
+    # every utterance through its own channel, harsher than the corpus's (EQ, band limits): a
+    # front-end that keeps the channel loses here; the splits get their own seeds
+    for s in dev test; do
+      [ -f "$d/${s}_channel/wav.scp" ] || python recipes/robust/local/harsh_channel.py "$d/$s" "$d/${s}_channel" \
+        --seed "$([ "$s" = dev ] && echo 7 || echo 8)"
+    done
   fi
   if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ "$plda_copies" -gt 0 ] && \
      ! has_utts "$d/train_aug" $(( plda_copies * $(wc -l < "$d/train/wav.scp") )); then
@@ -86,6 +97,8 @@ for v in "${corpora[@]}"; do
     if python -c "import speechbrain" 2> /dev/null; then
       train_aug=""
       [ ! -f "$d/train_aug/wav.scp" ] || train_aug=$d/train_aug/wav.scp
+      channel_embed=()
+      [ ! -f "$d/${split}_channel/wav.scp" ] || channel_embed=(--embed "${split}_channel"="$d/${split}_channel/wav.scp")
       for pv in $peer_variants; do
         case $pv in
           plain) sub=speechbrain; aug=() ;;
@@ -98,7 +111,7 @@ for v in "${corpora[@]}"; do
         python recipes/robust/local/speechbrain_xvector.py --train-dir "$d/train" --out "$e/$sub/eval" \
           ${peer_epochs:+--epochs "$peer_epochs"} --time-budget-min "$budget_min" --threads 2 "${aug[@]}" $peer_args \
           --embed train="$d/train/wav.scp" ${train_aug:+--embed train_aug="$train_aug"} --embed "$split"="$d/$split/wav.scp" \
-          --embed "${split}_noisy"="$d/${split}_noisy/wav.scp"
+          --embed "${split}_noisy"="$d/${split}_noisy/wav.scp" "${channel_embed[@]}"
         python -c "import json, sys; print(round(json.load(open(sys.argv[1]))['train_sec']))" \
           "$e/$sub/eval/train_summary.json" > "$e/$sub/train_seconds"
         python recipes/robust/local/evaluate.py --data "$d" --split "$split" --name "SpeechBrain x-vector ($pv)" \

@@ -1,7 +1,9 @@
-"""recipes/robust/local: evaluate.py (the embeddings it reuses or makes, the conditions it scores), harsh_channel.py."""
+"""recipes/robust/local: evaluate.py (the embeddings it reuses or makes, the conditions it scores), harsh_channel.py,
+results_table.py."""
 
 import argparse
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ def _local(name: str):
 
 evaluate = _local("evaluate")
 harsh = _local("harsh_channel")
+results_table = _local("results_table")
 
 
 def _wav_scp(root: Path, ids: list[str]) -> Path:
@@ -104,3 +107,22 @@ def test_the_channel_condition_is_scored_only_when_its_copy_and_embeddings_exist
     assert set(evaluate.score(args)["results"]) >= {"cosine/clean", "cosine/noisy", "cosine/channel", "plda/channel"}
     (exp / "dev_channel.npz").unlink()  # a peer's embeddings without the copy: left out, not an error
     assert not any(k.endswith("/channel") for k in evaluate.score(args)["results"])
+
+
+def _results(path: Path, eers: dict[str, float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"results": {k: {"eer": v} for k, v in eers.items()}}))
+
+
+def test_results_table_has_a_channel_column_only_when_some_system_was_scored_on_it(tmp_path):
+    three = {"cosine/clean": 0.01, "cosine/same_lang": 0.02, "cosine/noisy": 0.1}
+    _results(tmp_path / "tts" / "xvector" / "eval" / "dev.json", three)
+    (tmp_path / "tts" / "xvector" / "train_seconds").write_text("600")
+    text = results_table.table(tmp_path, "dev", ["tts"])
+    assert "channel" not in text
+    assert "| xvector | cosine (training mean subtracted) | 10.0 min | 1.00 | 2.00 | 10.00 |" in text
+    _results(tmp_path / "tts" / "mfcc" / "dev.json", {**three, "cosine/channel": 0.25})
+    head, rule, *rows = results_table.table(tmp_path, "dev", ["tts"]).splitlines()
+    assert head.endswith("| tts: noisy | tts: harsher channel |") and rule == "|" + "---|" * 7
+    assert rows == ["| xvector | cosine (training mean subtracted) | 10.0 min | 1.00 | 2.00 | 10.00 | – |",
+                    "| mean MFCC, no training | cosine (training mean subtracted) | – min | 1.00 | 2.00 | 10.00 | 25.00 |"]

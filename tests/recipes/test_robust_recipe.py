@@ -28,7 +28,9 @@ def test_robust_recipe_end_to_end(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ours = json.loads((exp / "formant" / "xvector" / "eval" / "dev.json").read_text())
     backends = ("cosine", "asnorm", "plda", "plda_aug")  # plda_aug: trained on train + train_aug
-    assert set(ours["results"]) == {f"{b}/{c}" for b in backends for c in ("clean", "same_lang", "noisy")}
+    conditions = ("clean", "same_lang", "noisy", "channel")  # channel: the harsher-channel copy stage 0 makes
+    assert set(ours["results"]) == {f"{b}/{c}" for b in backends for c in conditions}
+    assert (data / "formant" / "test_channel" / "trials").is_file()
     assert len((data / "formant" / "train_aug" / "wav.scp").read_text().splitlines()) == 2 * 4 * 3  # two copies each
     assert ours["lda_dim"] == 3  # 4 training speakers: LDA capped at speakers - 1
     assert all(0.0 <= m["eer"] <= 1.0 for m in ours["results"].values())
@@ -38,4 +40,5 @@ def test_robust_recipe_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     table = (exp / "results_dev.md").read_text()
     assert "| xvector | cosine (training mean subtracted) |" in table and "| mean MFCC, no training |" in table
+    assert "formant: harsher channel |" in table
     assert "| mean MFCC, no training | LDA + PLDA, trained on clean + augmented copies |" in table

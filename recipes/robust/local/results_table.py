@@ -4,7 +4,8 @@
     python recipes/robust/local/results_table.py --exp exp/robust --split test tts formant
 
 Reads ``<exp>/<corpus>/{xvector/eval,speechbrain/eval,speechbrain_aug/eval,mfcc}/<split>.json`` (those present) as
-written by ``evaluate.py``, and ``train_seconds`` beside them for the training time.
+written by ``evaluate.py``, and ``train_seconds`` beside them for the training time. The
+harsher-channel column is there when some system was scored on that condition.
 """
 
 from __future__ import annotations
@@ -17,29 +18,36 @@ from xvector.atomic import atomic_write_text
 
 SYSTEMS = (("xvector", "xvector/eval"), ("SpeechBrain x-vector", "speechbrain/eval"),
            ("SpeechBrain x-vector + its augmentation", "speechbrain_aug/eval"), ("mean MFCC, no training", "mfcc"))
-CONDITIONS = (("clean", "clean"), ("same-language", "same_lang"), ("noisy", "noisy"))
+CONDITIONS = (("clean", "clean"), ("same-language", "same_lang"), ("noisy", "noisy"), ("harsher channel", "channel"))
+OPTIONAL = ("channel",)  # a column only when some system was scored on it (evaluate.py)
 BACKENDS = (("cosine", "cosine (training mean subtracted)"), ("asnorm", "cosine + AS-norm"), ("plda", "LDA + PLDA"),
             ("plda_aug", "LDA + PLDA, trained on clean + augmented copies"))
 
 
 def table(exp: Path, split: str, corpora: list[str]) -> str:
-    head = "| system | back end | train time | " + " | ".join(
-        f"{c}: {name}" for c in corpora for name, _ in CONDITIONS) + " |"
-    lines = [head, "|" + "---|" * (3 + len(corpora) * len(CONDITIONS))]
+    runs = {}  # system -> corpus -> results
     for system, sub in SYSTEMS:
         found = {c: exp / c / sub / f"{split}.json" for c in corpora}
-        if not any(p.is_file() for p in found.values()):
+        if any(p.is_file() for p in found.values()):
+            runs[system] = {c: json.loads(p.read_text())["results"] if p.is_file() else {} for c, p in found.items()}
+    conditions = [(name, cond) for name, cond in CONDITIONS if cond not in OPTIONAL or any(
+        key.endswith(f"/{cond}") for res in runs.values() for r in res.values() for key in r)]
+    head = "| system | back end | train time | " + " | ".join(
+        f"{c}: {name}" for c in corpora for name, _ in conditions) + " |"
+    lines = [head, "|" + "---|" * (3 + len(corpora) * len(conditions))]
+    for system, sub in SYSTEMS:
+        if system not in runs:
             continue
-        res = {c: json.loads(p.read_text())["results"] if p.is_file() else {} for c, p in found.items()}
+        res = runs[system]
         times = []
         for c in corpora:
             t = exp / c / Path(sub).parts[0] / "train_seconds"
             times.append(f"{int(t.read_text()) / 60:.1f}" if t.is_file() and sub != "mfcc" else "–")
         for key, backend in BACKENDS:
-            if not any(f"{key}/{cond}" in res[c] for c in corpora for _, cond in CONDITIONS):
+            if not any(f"{key}/{cond}" in res[c] for c in corpora for _, cond in conditions):
                 continue
             cells = [f"{100 * res[c][f'{key}/{cond}']['eer']:.2f}" if f"{key}/{cond}" in res[c] else "–"
-                     for c in corpora for _, cond in CONDITIONS]
+                     for c in corpora for _, cond in conditions]
             lines.append(f"| {system} | {backend} | {' / '.join(times)} min | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
