@@ -19,7 +19,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from xvector.data.augment_dir import always_one_of, augment_data_dir
+from xvector.data.augment_dir import always_one_of, augment_data_dir, load_augment_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> dict:
     # the config is a data-group node (augment@data): its ${paths.augment_dir}, ${data.sample_rate}
     # and ${seed} resolve against a root built here
     root = OmegaConf.create({"paths": {"augment_dir": args.augment_dir}, "seed": args.seed,
-                             "data": OmegaConf.merge({"sample_rate": args.sample_rate}, OmegaConf.load(args.config))})
+                             "data": OmegaConf.merge({"sample_rate": args.sample_rate},
+                                                     load_augment_config(args.config))})
     augment = instantiate(always_one_of(OmegaConf.to_container(root, resolve=True)["data"]["augment"]))
     counts = augment_data_dir(args.data_dir, args.out_dir, augment, args.sample_rate, copies=args.copies,
                               seed=args.seed)

@@ -98,3 +98,12 @@ def test_fine_tune_experiment_trains_a_new_head_gently(compose_config, tmp_path)
     assert ft.optimizer.lr < base.optimizer.lr / 2 and ft.trainer.max_epochs < base.trainer.max_epochs
     ramp = ft.callbacks.margin_scheduler
     assert ramp.start_epoch == 0 and ramp.initial_margin == 0 and ramp.end_epoch < ft.trainer.max_epochs
+
+
+def test_the_custom_experiment_trains_with_the_channel_augmentation(tiny_corpus, augment_dir, tmp_path, compose_config):
+    overrides = [*_fast_overrides(compose_config, "custom_ecapa_aam", tiny_corpus, augment_dir, tmp_path),
+                 "augment@data=synthetic_channel"]
+    cfg = compose_config("train", overrides)
+    assert list(cfg.data.augment.transforms) == ["reverb", "noise", "music", "babble", "channel"]
+    assert cfg.data.augment_on == "device"  # the batched channel, in the training step
+    assert math.isfinite(train(cfg)["train/loss"])

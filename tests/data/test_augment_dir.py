@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from xvector.corpora.synthetic.noise import make_augment_dirs
 from xvector.data.augment import OneOf
-from xvector.data.augment_dir import always_one_of, augment_data_dir
+from xvector.data.augment_dir import always_one_of, augment_data_dir, load_augment_config
 from xvector.data.lists import load_data_dir, read_spk2utt, write_kaldi_map
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +92,20 @@ def test_always_one_of_gives_each_kind_an_equal_share():
     assert isinstance(one_of, OneOf) and one_of.cum_probs.tolist() == [0.5, 1.0]  # never "no augmentation"
     with pytest.raises(ValueError, match="must be a xvector.data.augment.OneOf"):
         always_one_of({"_target_": "xvector.data.augment.Compose", "transforms": {}})
+
+
+def test_a_config_that_extends_another_is_composed_and_every_kind_gets_copies(corpus, tmp_path):
+    cfg = load_augment_config(ROOT / "configs" / "augment" / "synthetic_channel.yaml")
+    assert "defaults" not in cfg
+    assert list(cfg.augment.transforms) == ["reverb", "noise", "music", "babble", "channel"]
+    assert OmegaConf.to_container(cfg)["augment"]["transforms"]["channel"]["sample_rate"] == "${data.sample_rate}"
+    assert set(always_one_of(cfg.augment).transforms[k].prob for k in cfg.augment.transforms) == {0.2}
+    out = tmp_path / "aug"
+    run_script(str(corpus / "train"), str(out), "--augment-dir", str(corpus / "augment"), "--copies", "4",
+               "--config", str(ROOT / "configs" / "augment" / "synthetic_channel.yaml"))
+    assert len(load_data_dir(out).utts) == 12
+    with pytest.raises(FileNotFoundError, match="nowhere.yaml: no such augmentation config"):
+        load_augment_config(tmp_path / "nowhere.yaml")
 
 
 def test_bad_arguments_are_refused(corpus, tmp_path):

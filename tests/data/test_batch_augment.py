@@ -26,6 +26,7 @@ from xvector.data.batch_augment import (
     fft_length,
     resampled_length,
 )
+from xvector.data.channel import RandomChannel
 from xvector.data.collate import EpochSampler, collate_waveforms
 from xvector.data.datasets import CropDataset
 from xvector.data.lists import load_data_dir
@@ -66,9 +67,16 @@ def _datasets(corpus, augment, seed=3, speeds=SPEEDS, chunk_sec=0.4):
     return cpu, dev, BatchAugment(augment, speeds, 16000, dev.chunk)
 
 
-def test_device_path_gives_the_cpu_path_crops(corpus, aug_dir):
-    cpu, dev, batched = _datasets(corpus, kaldi_like(aug_dir))
-    fired = np.zeros(4, dtype=int)
+def with_channel(aug_dir: Path) -> Compose:
+    """A random channel (configs/augment/synthetic_channel.yaml's form) before kaldi_like's corruptions."""
+    return Compose({"channel": RandomChannel(prob=0.5), "corrupt": kaldi_like(aug_dir)})
+
+
+@pytest.mark.parametrize("make", [kaldi_like, with_channel])
+def test_device_path_gives_the_cpu_path_crops(corpus, aug_dir, make):
+    augment = make(aug_dir)
+    cpu, dev, batched = _datasets(corpus, augment)
+    fired = np.zeros(len(augment.leaves()), dtype=int)
     speeds_seen = set()
     for epoch in range(3):
         keys = [(epoch, i) for i in range(len(cpu))]

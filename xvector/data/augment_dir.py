@@ -37,6 +37,20 @@ log = logging.getLogger(__name__)
 AUG_SUFFIX = "-aug"
 
 
+def load_augment_config(path: str | os.PathLike) -> DictConfig:
+    """A ``configs/augment/*.yaml`` file as Hydra composes it: its defaults list merged in (a file
+    that extends another, as ``synthetic_channel.yaml`` extends ``synthetic.yaml``), its
+    interpolations (``${paths.augment_dir}``, ``${data.sample_rate}``) left for the caller."""
+    from hydra import compose, initialize_config_dir
+
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such augmentation config")
+    with initialize_config_dir(config_dir=str(path.parent), version_base=None):
+        cfg = compose(config_name=path.stem)
+    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+
+
 def always_one_of(augment_cfg: Mapping[str, Any]) -> DictConfig:
     """A ``OneOf`` augmentation config whose transforms each fire with probability 1/n.
 

@@ -101,7 +101,9 @@ def _collate_params(fired: list[tuple[int, dict]]) -> dict:
         values = [p[key] for _, p in fired]
         if isinstance(values[0], (list, tuple)):
             width = max(len(v) for v in values)
-            out[key] = torch.tensor([list(v) + [0] * (width - len(v)) for v in values], dtype=torch.long)
+            floats = any(isinstance(x, float) for v in values for x in v)  # file indices, or drawn numbers
+            out[key] = torch.tensor([list(v) + [0] * (width - len(v)) for v in values],
+                                    dtype=torch.float32 if floats else torch.long)
             out["count"] = torch.tensor([len(v) for v in values], dtype=torch.long)
         else:
             out[key] = torch.tensor(values, dtype=torch.float32 if isinstance(values[0], float) else torch.long)
