@@ -62,7 +62,8 @@ def test_random_channel_is_seeded_keeps_power_and_silence_and_draws_in_its_range
     draws = [ch.draw(4000, rng) for _ in range(200)]
     f0 = np.array([d["f0"] for d in draws])
     assert f0.shape == (200, 2) and 200 <= f0.min() and f0.max() <= 5000
-    assert all(-6 <= g <= 6 for d in draws for g in d["gain_db"]) and all(0.7 <= q <= 1.4 for d in draws for q in d["q"])
+    assert all(-6 <= g <= 6 for d in draws for g in d["gain_db"])
+    assert all(0.7 <= q <= 1.4 for d in draws for q in d["q"])
     assert all(50 <= d["low_hz"] <= 300 and 3500 <= d["high_hz"] <= 7000 for d in draws)
     assert RandomChannel(high_cut_hz=(3000, 8000), sample_rate=8000).high == (3000, 3600)  # below Nyquist
 
@@ -73,7 +74,8 @@ def test_batched_channel_is_each_rows_cpu_channel():
     wavs = [0.1 * torch.randn(3000, generator=gen) for _ in range(3)]
     rng = np.random.default_rng(3)
     plans = [ch.plan(3000, rng) for _ in wavs]
-    items = [{"wav": w, "utt": str(i), "label": 0, "speed": 0, "aug": [p[0][1]]} for i, (w, p) in enumerate(zip(wavs, plans))]
+    items = [{"wav": w, "utt": str(i), "label": 0, "speed": 0, "aug": [p[0][1]]}
+             for i, (w, p) in enumerate(zip(wavs, plans))]
     batch = collate_planned(items)
     assert batch["aug"][0]["f0"].dtype == torch.float32  # drawn numbers stay numbers
     got = BatchedChannel(SR)(batch["wav"], batch["aug"][0])

@@ -9,11 +9,11 @@ one - a cascade of second-order IIR sections from the Audio EQ Cookbook (R. Bris
 applies it to the crop, rescaled to the crop's power (as :func:`~xvector.data.augment.reverberate`).
 
 Both data paths use one filter, :func:`filter_biquads`: it multiplies the crop's spectrum by the
-cascade's frequency response, zero-padded by ``TAIL`` samples so that the IIR tails do not wrap
-(the sections' impulse responses decay long before that), which is the causal IIR filter
-``torchaudio.functional.lfilter`` runs, to float rounding, and batches over rows of any length
-on any device. ``tests/data/test_channel.py`` checks it against torchaudio's ``equalizer_biquad``,
-``highpass_biquad`` and ``lowpass_biquad``.
+cascade's frequency response (the spectra of its polynomials), zero-padded by ``TAIL`` samples
+so that the IIR tails do not wrap (the sections' impulse responses decay long before that),
+which is the causal IIR filter ``torchaudio.functional.lfilter`` runs, to float rounding, and
+batches over rows of any length on any device. ``tests/data/test_channel.py`` checks it against
+torchaudio's ``equalizer_biquad``, ``highpass_biquad`` and ``lowpass_biquad``.
 
 Example:
     >>> import torch
@@ -66,11 +66,22 @@ def pass_biquad(cutoff: torch.Tensor, sample_rate: int, kind: str) -> tuple[torc
 
 
 def biquad_response(b: torch.Tensor, a: torch.Tensor, n_fft: int) -> torch.Tensor:
-    """Complex response of the sections ``b, a (..., 3)`` at the ``n_fft // 2 + 1`` rfft bins."""
-    w = torch.arange(n_fft // 2 + 1, dtype=torch.float64, device=b.device) * (2 * math.pi / n_fft)
-    z = torch.polar(torch.ones_like(w), -w)  # e^{-jw}
-    powers = torch.stack([torch.ones_like(z), z, z * z], -1)  # (F, 3)
-    return (powers @ b.to(powers.dtype).unsqueeze(-1)).squeeze(-1) / (powers @ a.to(powers.dtype).unsqueeze(-1)).squeeze(-1)
+    """Complex response of the filters ``b, a (..., M)`` (coefficients of ``z^0 .. z^-(M-1)``, a
+    section's ``M = 3`` or a cascade's :func:`cascade`) at the ``n_fft // 2 + 1`` rfft bins."""
+    return torch.fft.rfft(b.double(), n_fft) / torch.fft.rfft(a.double(), n_fft)
+
+
+def cascade(sections: torch.Tensor) -> torch.Tensor:
+    """The polynomial product of ``K`` sections' coefficients, ``(..., K, 3)`` → ``(..., 2K + 1)``:
+    one filter with the cascade's response."""
+    poly = sections[..., 0, :]
+    for k in range(1, sections.shape[-2]):
+        s = sections[..., k, :]
+        out = poly.new_zeros(*poly.shape[:-1], poly.shape[-1] + 2)
+        for j in range(3):
+            out[..., j : j + poly.shape[-1]] += poly * s[..., j : j + 1]
+        poly = out
+    return poly
 
 
 def filter_biquads(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor, keep_power: bool = True) -> torch.Tensor:
@@ -78,7 +89,7 @@ def filter_biquads(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor, keep_power
     with ``keep_power`` each row is rescaled to its input's mean power (a silent row stays silent)."""
     n_fft = fft_length(x.shape[-1] + TAIL)
     spec = torch.fft.rfft(x, n_fft)
-    h = biquad_response(b, a, n_fft).prod(1)  # (n, F): the cascade, in float64
+    h = biquad_response(cascade(b), cascade(a), n_fft)  # (n, F), in float64
     y = torch.fft.irfft(spec * h.to(spec.dtype), n_fft)[:, : x.shape[-1]]
     if keep_power:
         p_x, p_y = x.pow(2).mean(-1), y.pow(2).mean(-1)
