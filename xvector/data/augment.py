@@ -1,4 +1,5 @@
-"""Online waveform augmentation: additive noise (MUSAN), reverberation (RIRs), speed perturbation.
+"""Online waveform augmentation: additive noise (MUSAN), reverberation (RIRs), speed perturbation
+(and a random recording channel: :mod:`xvector.data.channel`).
 
 Transforms are ``nn.Module`` s called as ``transform(wav (S,), rng) -> (S,)`` inside the data
 workers (:class:`~xvector.data.datasets.CropDataset`), with a ``numpy.random.Generator`` that

@@ -16,7 +16,9 @@ into index tensors, and :class:`BatchAugment`, called from the training step, ap
   and added at the drawn SNR (powers over the crop, as :func:`~xvector.data.augment.mix_at_snr`);
 * reverberation (:class:`BatchedReverb`): one FFT convolution of the rows with their RIRs,
   aligned at each RIR's direct path and rescaled to the input power, as
-  :func:`~xvector.data.augment.reverberate`.
+  :func:`~xvector.data.augment.reverberate`;
+* a recording channel (:class:`~xvector.data.channel.BatchedChannel`): the rows' spectra times
+  their drawn filters' responses.
 
 Which rows a leaf touches is fixed on the host by the collate, so the step makes no device-to-host
 copy: nothing in here waits for the GPU. Fbank and CMN follow in the model, on the same device.
@@ -174,7 +176,8 @@ class BatchAugment(nn.Module):
         augment: the crop transform of the data config, a :class:`~xvector.data.augment.Transform`
             (not imported here: the transforms import this module for their batched forms; its
             leaves need one:
-            :class:`~xvector.data.augment.AddNoise`, :class:`~xvector.data.augment.Reverberate`),
+            :class:`~xvector.data.augment.AddNoise`, :class:`~xvector.data.augment.Reverberate`,
+            :class:`~xvector.data.channel.RandomChannel`),
             or None. Its files are read here, once.
         speeds: speed factors; index ``k`` of a batch's ``speed_rows`` is ``speeds[k]``.
         sample_rate: in Hz.
