@@ -63,9 +63,10 @@ for v in "${corpora[@]}"; do
   if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ "$channel" -gt 0 ]; then
     # every utterance through its own channel, harsher than the corpus's (EQ, band limits): a
     # front-end that keeps the channel loses here; the splits get their own seeds
-    for s in dev test; do
+    for s_seed in dev:7 test:8; do
+      s=${s_seed%:*}
       [ -f "$d/${s}_channel/wav.scp" ] || python recipes/robust/local/harsh_channel.py "$d/$s" "$d/${s}_channel" \
-        --seed "$([ "$s" = dev ] && echo 7 || echo 8)"
+        --seed "${s_seed#*:}"
     done
   fi
   if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ "$plda_copies" -gt 0 ] && \

@@ -18,27 +18,25 @@ from xvector.atomic import atomic_write_text
 
 SYSTEMS = (("xvector", "xvector/eval"), ("SpeechBrain x-vector", "speechbrain/eval"),
            ("SpeechBrain x-vector + its augmentation", "speechbrain_aug/eval"), ("mean MFCC, no training", "mfcc"))
+# a column per condition some system was scored on (evaluate.py scores "channel" where it exists)
 CONDITIONS = (("clean", "clean"), ("same-language", "same_lang"), ("noisy", "noisy"), ("harsher channel", "channel"))
-OPTIONAL = ("channel",)  # a column only when some system was scored on it (evaluate.py)
 BACKENDS = (("cosine", "cosine (training mean subtracted)"), ("asnorm", "cosine + AS-norm"), ("plda", "LDA + PLDA"),
             ("plda_aug", "LDA + PLDA, trained on clean + augmented copies"))
 
 
 def table(exp: Path, split: str, corpora: list[str]) -> str:
-    runs = {}  # system -> corpus -> results
+    runs = {}  # system -> (its folder, corpus -> results), for the systems with any results
     for system, sub in SYSTEMS:
         found = {c: exp / c / sub / f"{split}.json" for c in corpora}
         if any(p.is_file() for p in found.values()):
-            runs[system] = {c: json.loads(p.read_text())["results"] if p.is_file() else {} for c, p in found.items()}
-    conditions = [(name, cond) for name, cond in CONDITIONS if cond not in OPTIONAL or any(
-        key.endswith(f"/{cond}") for res in runs.values() for r in res.values() for key in r)]
+            runs[system] = sub, {c: json.loads(p.read_text())["results"] if p.is_file() else {}
+                                 for c, p in found.items()}
+    conditions = [(name, cond) for name, cond in CONDITIONS if any(
+        key.endswith(f"/{cond}") for _, res in runs.values() for r in res.values() for key in r)]
     head = "| system | back end | train time | " + " | ".join(
         f"{c}: {name}" for c in corpora for name, _ in conditions) + " |"
     lines = [head, "|" + "---|" * (3 + len(corpora) * len(conditions))]
-    for system, sub in SYSTEMS:
-        if system not in runs:
-            continue
-        res = runs[system]
+    for system, (sub, res) in runs.items():
         times = []
         for c in corpora:
             t = exp / c / Path(sub).parts[0] / "train_seconds"
