@@ -98,6 +98,51 @@ def test_budget_stops_mid_epoch_and_embeds_again(trained, tmp_path):
     np.testing.assert_array_equal(load_embeddings(out / "a.npz")[1], load_embeddings(out / "b.npz")[1])
 
 
+def test_docstring_examples():
+    import doctest
+
+    assert doctest.testmod(peer).failed == 0
+
+
+def test_budget_plan_renews_after_every_epoch():
+    """The 24-speaker case: a 32 s first epoch planned 22 epochs of a 12-minute budget for good
+    (7.4 of 12 min trained); renewed from epoch 2 on, the plan grows to what 22-23 s epochs fit,
+    and shrinks again when the epochs slow down later."""
+    durations, elapsed, plans, plan = [], 0.0, [], None
+    for sec in [32.0, 23.0] + [22.0] * 8 + [40.0] * 12:
+        durations.append(sec)
+        elapsed += sec
+        plan = peer.budget_epochs(720.0, plan, len(durations), elapsed, durations)
+        plans.append(plan)
+        if len(durations) == plan:
+            break
+    assert plans[:3] == [22, 30, 30]  # 1 + 688 // 32; 2 + 665 // 23; 31 would fit, < 10 % more
+    assert peer.epoch_seconds(durations[:10]) == 22.0  # the first epoch's start-up is left out
+    assert plans[-1] < 30 and len(durations) == plans[-1]  # the 40 s epochs cut the plan
+    assert elapsed <= 720.0 + 40.0  # ...so the budget is kept to within an epoch
+
+
+def test_budget_run_anneals_over_the_renewed_plan(trained, tmp_path, monkeypatch):
+    """The training loop with a clock that each read advances by 1 s: every epoch's learning rate
+    is the recipe's LinearScheduler over the plan made after the epoch before, and training ends
+    with the plan."""
+    from speechbrain.nnet.schedulers import LinearScheduler
+
+    train, _, _ = trained
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(peer.time, "perf_counter", lambda: float(next(ticks)))
+    out = tmp_path / "exp"
+    assert peer.main(["--train-dir", str(train), "--out", str(out), "--time-budget-min", "0.5", *TINY]) == 0
+    summary = json.loads((out / "train_summary.json").read_text())
+    epochs = summary["epochs"]
+    assert len(epochs) == summary["epochs_planned"] == epochs[-1]["epochs_planned"] >= 3
+    assert epochs[0]["lr"] == peer.RECIPE["lr"]
+    for before, now in zip(epochs, epochs[1:]):
+        expected = LinearScheduler(peer.RECIPE["lr"], peer.RECIPE["lr_final"], before["epochs_planned"])
+        assert now["lr"] == pytest.approx(expected(before["epoch"])[1], rel=1e-6)
+    assert epochs[-1]["wall_sec"] <= 30 + epochs[-1]["epoch_sec"]
+
+
 def test_augment_is_the_recipes_five_way_batch(trained, tmp_path):
     from xvector.corpora.synthetic.noise import make_augment_dirs
 

@@ -51,6 +51,30 @@ from lightning.pytorch.callbacks import Callback
 log = logging.getLogger(__name__)
 
 
+
+def epochs_that_fit(budget_sec: float, epochs_done: int, elapsed_sec: float, epoch_sec: float) -> int:
+    """Epochs in all (done + still to run) that fit ``budget_sec`` after ``elapsed_sec``, at
+    ``epoch_sec`` per epoch (all in seconds); never fewer than ``epochs_done``."""
+    left = budget_sec - elapsed_sec
+    return epochs_done + (math.floor(left / epoch_sec) if epoch_sec > 0 and left > 0 else 0)
+
+
+def replan(planned: int, fit: int, epochs_done: int, regrow_frac: float, may_regrow: bool = True) -> int:
+    """The epochs to plan now that ``fit`` epochs fit the budget and ``epochs_done`` have run.
+
+    Fewer than planned fit: ``fit`` (shorten). More fit: ``fit`` only while a run may still
+    grow, at least ``regrow_frac`` more fit and at most half of the lengthened run has run (its
+    learning rate is still high); else the plan stays (a little more, or too late).
+
+    Example:
+        >>> replan(22, 31, 2, 0.1), replan(22, 23, 2, 0.1), replan(22, 31, 16, 0.1), replan(22, 18, 16, 0.1)
+        (31, 22, 22, 18)
+    """
+    if fit > planned and not (may_regrow and fit >= planned * (1 + regrow_frac) and 2 * epochs_done <= fit):
+        return planned
+    return fit
+
+
 class TimeBudget(Callback):
     """Lower ``max_epochs`` (and the learning-rate schedule with it) to what fits in ``minutes``.
 
@@ -89,10 +113,8 @@ class TimeBudget(Callback):
         self._val_sec = 0.0  # all validation passes of this fit (not the sanity check)
 
     def epochs_that_fit(self, epochs_done: int, elapsed_sec: float, epoch_sec: float) -> int:
-        """Epochs in all (done + still to run) that fit the budget after ``elapsed_sec``, at
-        ``epoch_sec`` per epoch; never fewer than ``epochs_done``."""
-        left = self.minutes * 60.0 - elapsed_sec
-        return epochs_done + (math.floor(left / epoch_sec) if epoch_sec > 0 and left > 0 else 0)
+        """:func:`epochs_that_fit` of this budget."""
+        return epochs_that_fit(self.minutes * 60.0, epochs_done, elapsed_sec, epoch_sec)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.minutes is None:
@@ -138,8 +160,7 @@ class TimeBudget(Callback):
         configured = self._configured_epochs
         fit = min(configured, self.epochs_that_fit(done, now - self._fit_start, epoch_sec))
         first = self.decided_max_epochs is None
-        if fit > planned and not (self._may_regrow and fit >= planned * (1 + self.regrow_frac) and 2 * done <= fit):
-            fit = planned  # a little more would fit, or half the run is done: keep the plan
+        fit = replan(planned, fit, done, self.regrow_frac, may_regrow=self._may_regrow)
         self.decided_max_epochs = fit
         if fit == planned:
             if first:

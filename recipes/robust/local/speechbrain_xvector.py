@@ -35,7 +35,9 @@ What differs from running their recipe: a plain torch loop replaces ``Brain`` (t
 forward, loss, clipping and step); the recipe's 90/10 utterance split, used there only to log a
 validation classification error, is not made — all training utterances train (their
 verification loads the latest checkpoint, not a selected one); the epoch count can be fitted
-to a time budget (``--time-budget-min``); ``--chunk-sec`` below 3 s lets shorter utterances in.
+to a time budget (``--time-budget-min``: renewed after every epoch by ours' rule, the
+``LinearScheduler`` rebuilt over each new count; until 2026-12-06 it was fixed from the first
+epoch's time, whose start-up made it short); ``--chunk-sec`` below 3 s lets shorter utterances in.
 Extraction seeds the RNG before each utterance, so the tiny Gaussian noise that SpeechBrain's
 ``StatisticsPooling`` adds to the mean (1e-5..9e-5, in eval mode too) is the same on reruns. Writes ``OUT/model.pt`` (state dicts),
 ``OUT/train_log.txt``, ``OUT/train_summary.json`` and one ``OUT/<name>.npz`` per ``--embed``
@@ -49,6 +51,7 @@ import json
 import logging
 import math
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -61,6 +64,7 @@ from xvector.atomic import atomic_output, atomic_write_text
 from xvector.data.audio import audio_info, load_audio
 from xvector.data.lists import load_data_dir, read_wav_scp
 from xvector.embeddings import save_embeddings
+from xvector.training.time_budget import TimeBudget, epochs_that_fit, replan
 
 log = logging.getLogger("speechbrain_xvector")
 
@@ -74,6 +78,8 @@ RECIPE = {
     "amp_th": 5e-4,  # voxceleb_prepare.prepare_voxceleb's default
     "snr_low": 0, "snr_high": 15,
 }
+# --time-budget-min renews its estimate as ours' TimeBudget does, with its defaults.
+RENEW_WINDOW, REGROW_FRAC = TimeBudget().renew_window, TimeBudget().regrow_frac
 
 
 def build_modules(n_speakers: int) -> dict[str, torch.nn.Module]:
@@ -195,6 +201,27 @@ def features(modules: dict, wavs: torch.Tensor, lens: torch.Tensor) -> torch.Ten
     return modules["mean_var_norm"](modules["compute_features"](wavs), lens)
 
 
+def epoch_seconds(durations: list[float]) -> float:
+    """An epoch's time (s) for the budget: the median of the last ``RENEW_WINDOW`` epochs after
+    the first (which pays for start-up: 32 s against 22-24 s at 24 speakers), or the first alone."""
+    return statistics.median(durations[1:][-RENEW_WINDOW:] or durations)
+
+
+def budget_epochs(budget_sec: float, planned: int | None, epochs_done: int, elapsed_sec: float,
+                  durations: list[float]) -> int:
+    """The epochs to plan after ``epochs_done`` epochs that took ``durations`` s, ``elapsed_sec``
+    into a budget of ``budget_sec``: ours' rule (:func:`xvector.training.time_budget.replan`),
+    so the plan shortens when epochs slow down and lengthens, in its first half, when a slow
+    first epoch made it short. ``planned`` is None before the first plan.
+
+    Example (a 12-minute budget, a first epoch slower than the next):
+        >>> budget_epochs(720, None, 1, 32.0, [32.0]), budget_epochs(720, 22, 2, 55.0, [32.0, 23.0])
+        (22, 30)
+    """
+    fit = epochs_that_fit(budget_sec, epochs_done, elapsed_sec, epoch_seconds(durations))
+    return fit if planned is None else replan(planned, fit, epochs_done, REGROW_FRAC)
+
+
 def n_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -221,8 +248,9 @@ def train(args: argparse.Namespace, out: Path) -> dict:
         num_workers=args.workers, collate_fn=collate, drop_last=False)
     budget_sec = args.time_budget_min * 60 if args.time_budget_min else math.inf
     epochs = args.epochs or (None if args.time_budget_min else RECIPE["number_of_epochs"])
+    fitted = epochs is None  # the epoch count follows the budget, renewed after every epoch
     annealing = LinearScheduler(RECIPE["lr"], RECIPE["lr_final"], epochs) if epochs else None
-    history, start, stopped, epoch = [], time.perf_counter(), False, 0
+    history, durations, start, stopped, epoch = [], [], time.perf_counter(), False, 0
     while not stopped and (epochs is None or epoch < epochs):
         epoch += 1
         trainable.train()
@@ -262,11 +290,14 @@ def train(args: argparse.Namespace, out: Path) -> dict:
         log.info("epoch %d%s  lr %.2e  train/loss %.4f  train/acc %.4f  %d examples  %.1f s wall, "
                  "%.1f s CPU (total %.1f s wall)", epoch, "" if record["complete"] else " (partial: budget spent)",
                  lr, record["loss"], record["acc"], seen, epoch_sec, record["epoch_cpu_sec"], record["wall_sec"])
-        if annealing is None:  # budget only: anneal over the whole epochs that fit in it
-            epochs = max(1, int(budget_sec // epoch_sec))
-            annealing = LinearScheduler(RECIPE["lr"], RECIPE["lr_final"], epochs)
-            log.info("time budget %.1f min: %d epochs of %.1f s, learning rate annealed over them",
-                     args.time_budget_min, epochs, epoch_sec)
+        durations.append(epoch_sec)
+        if fitted:  # (once the budget is spent, the epochs done)
+            planned = budget_epochs(budget_sec, epochs, epoch, record["wall_sec"], durations)
+            if planned != epochs:  # anneal over the whole epochs that fit in the budget
+                log.info("time budget %.1f min: %d epochs of %.1f s fit, learning rate annealed over them",
+                         args.time_budget_min, planned, epoch_seconds(durations))
+                epochs, annealing = planned, LinearScheduler(RECIPE["lr"], RECIPE["lr_final"], planned)
+        record["epochs_planned"] = epochs
         update_learning_rate(optimizer, annealing(epoch)[1])
     state = {"embedding_model": modules["embedding_model"].state_dict(),
              "classifier": modules["classifier"].state_dict(), "speakers": speakers,
@@ -314,8 +345,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-dir", help="Kaldi data dir (wav.scp, utt2spk; 16 kHz); omit with --skip-training")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--epochs", type=int, default=None,
-                   help="epochs, also the LinearScheduler's length (default: the recipe's 20, "
-                        "or with --time-budget-min the whole epochs that fit, from epoch 1's time)")
+                   help="epochs, also the LinearScheduler's length (default: the recipe's 20, or with "
+                        "--time-budget-min the whole epochs that fit, renewed after every epoch)")
     p.add_argument("--time-budget-min", type=float, default=None,
                    help="stop training after the batch that spends this many minutes (mid-epoch or not)")
     p.add_argument("--seed", type=int, default=RECIPE["seed"])
