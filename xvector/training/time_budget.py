@@ -51,7 +51,6 @@ from lightning.pytorch.callbacks import Callback
 log = logging.getLogger(__name__)
 
 
-
 def epochs_that_fit(budget_sec: float, epochs_done: int, elapsed_sec: float, epoch_sec: float) -> int:
     """Epochs in all (done + still to run) that fit ``budget_sec`` after ``elapsed_sec``, at
     ``epoch_sec`` per epoch (all in seconds); never fewer than ``epochs_done``."""

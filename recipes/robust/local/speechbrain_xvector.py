@@ -291,7 +291,7 @@ def train(args: argparse.Namespace, out: Path) -> dict:
                  "%.1f s CPU (total %.1f s wall)", epoch, "" if record["complete"] else " (partial: budget spent)",
                  lr, record["loss"], record["acc"], seen, epoch_sec, record["epoch_cpu_sec"], record["wall_sec"])
         durations.append(epoch_sec)
-        if fitted:  # (once the budget is spent, the epochs done)
+        if fitted:  # (after the budget is spent too: the plan is then the epochs done)
             planned = budget_epochs(budget_sec, epochs, epoch, record["wall_sec"], durations)
             if planned != epochs:  # anneal over the whole epochs that fit in the budget
                 log.info("time budget %.1f min: %d epochs of %.1f s fit, learning rate annealed over them",
