@@ -50,6 +50,9 @@ from lightning.pytorch.callbacks import Callback
 
 log = logging.getLogger(__name__)
 
+RENEW_WINDOW = 9  # epochs whose median renews the estimate after the decision
+REGROW_FRAC = 0.1  # a run is lengthened again only when at least this much more fits
+
 
 def epochs_that_fit(budget_sec: float, epochs_done: int, elapsed_sec: float, epoch_sec: float) -> int:
     """Epochs in all (done + still to run) that fit ``budget_sec`` after ``elapsed_sec``, at
@@ -86,8 +89,8 @@ class TimeBudget(Callback):
             first half) when at least this fraction more epochs fit than it plans.
     """
 
-    def __init__(self, minutes: float | None = None, probe_epochs: int = 3, renew_window: int = 9,
-                 regrow_frac: float = 0.1) -> None:
+    def __init__(self, minutes: float | None = None, probe_epochs: int = 3, renew_window: int = RENEW_WINDOW,
+                 regrow_frac: float = REGROW_FRAC) -> None:
         super().__init__()
         if minutes is not None and not minutes > 0:
             raise ValueError(f"time budget: minutes must be positive, got {minutes}")

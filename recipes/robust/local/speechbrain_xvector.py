@@ -64,7 +64,7 @@ from xvector.atomic import atomic_output, atomic_write_text
 from xvector.data.audio import audio_info, load_audio
 from xvector.data.lists import load_data_dir, read_wav_scp
 from xvector.embeddings import save_embeddings
-from xvector.training.time_budget import TimeBudget, epochs_that_fit, replan
+from xvector.training.time_budget import REGROW_FRAC, RENEW_WINDOW, epochs_that_fit, replan
 
 log = logging.getLogger("speechbrain_xvector")
 
@@ -78,8 +78,6 @@ RECIPE = {
     "amp_th": 5e-4,  # voxceleb_prepare.prepare_voxceleb's default
     "snr_low": 0, "snr_high": 15,
 }
-# --time-budget-min renews its estimate as ours' TimeBudget does, with its defaults.
-RENEW_WINDOW, REGROW_FRAC = TimeBudget().renew_window, TimeBudget().regrow_frac
 
 
 def build_modules(n_speakers: int) -> dict[str, torch.nn.Module]:
